@@ -1,0 +1,27 @@
+"""Where configuration files live and which dataclass validates each node section.
+
+The registry maps ROS node names to the config dataclass of the component that node wraps;
+later components add their entry here when they gain a node.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from farl_control.config import BridgeConfig
+
+NODE_SCHEMAS: dict[str, type] = {
+    "farl_bridge": BridgeConfig,
+}
+
+
+def default_config_path() -> Path:
+    """The shipped config/farl.yaml: $FARL_CONFIG, then the source tree, then share/farl/config."""
+    if env := os.environ.get("FARL_CONFIG"):
+        return Path(env)
+    source_tree = Path(__file__).resolve().parents[3] / "config" / "farl.yaml"
+    if source_tree.is_file():
+        return source_tree
+    return Path(sys.prefix) / "share" / "farl" / "config" / "farl.yaml"

@@ -1,0 +1,1 @@
+"""FARL perception: camera sources, detectors and 3-D object states in the robot base frame."""

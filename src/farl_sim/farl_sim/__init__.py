@@ -1,0 +1,1 @@
+"""FARL simulation: FailureBench environments and MuJoCo Franka task scenes."""

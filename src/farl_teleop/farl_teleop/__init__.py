@@ -1,0 +1,1 @@
+"""FARL teleoperation: input devices, episode labelling and the demonstration recorder."""
