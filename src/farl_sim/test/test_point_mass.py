@@ -1,0 +1,69 @@
+"""BoundedPointMass: failure and success fire exactly where its geometry says."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from farl_core.spec import SpecError
+from farl_sim.point_mass import (
+    BoundedPointMassEnv,
+    PointMassGeometry,
+    demonstrations,
+    expert_action,
+    rollout,
+)
+
+GEOMETRY = PointMassGeometry()
+
+
+def test_nominal_start_is_safe_and_registered() -> None:
+    env = gym.make("FARL/BoundedPointMass-v0")
+    obs, _ = env.reset(seed=0)
+    assert abs(obs[1]) < GEOMETRY.half_width
+    _, _, term, _, info = env.step(np.zeros(2, dtype=np.float32))
+    assert not term and info["cost"] == 0.0 and not info["ir_failure"]
+
+
+def test_crossing_the_wall_is_an_ir_failure() -> None:
+    env = BoundedPointMassEnv()
+    env.reset(options={"state": [0.0, GEOMETRY.half_width - 0.01, 0.0, 0.5]})
+    _, reward, term, trunc, info = env.step(np.array([0.0, 1.0], dtype=np.float32))
+    assert term and not trunc and info["ir_failure"] and info["cost"] == 1.0 and reward == 0.0
+
+
+def test_staying_just_inside_is_not_a_failure() -> None:
+    env = BoundedPointMassEnv()
+    env.reset(options={"state": [0.0, GEOMETRY.half_width - 0.01, 0.0, 0.0]})
+    _, _, term, _, info = env.step(np.zeros(2, dtype=np.float32))
+    assert not term and not info["ir_failure"]
+
+
+def test_reaching_the_goal_is_success() -> None:
+    env = BoundedPointMassEnv()
+    env.reset(options={"state": [GEOMETRY.goal[0] - 0.05, 0.0, 0.5, 0.0]})
+    _, reward, term, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
+    assert term and info["success"] and not info["ir_failure"] and reward > 5.0
+
+
+def test_expert_succeeds_without_failures() -> None:
+    data = rollout(BoundedPointMassEnv(), expert_action, 20, np.random.default_rng(0))
+    episodes = data.episode_slices()
+    assert data.cost.sum() == 0
+    assert sum(bool(data.terminated[s][-1]) for s in episodes) == 20  # all end by success
+
+
+def test_nan_action_is_rejected() -> None:
+    env = BoundedPointMassEnv()
+    env.reset(seed=0)
+    with pytest.raises(SpecError, match="NaN/inf in 'ay'"):
+        env.step(np.array([0.0, np.nan]))
+
+
+def test_demonstration_roles() -> None:
+    failure = demonstrations("failure", 30, seed=1)
+    recovery = demonstrations("recovery", 30, seed=1)
+    assert failure.cost.sum() >= 10  # failure demos contain many failures
+    assert np.all(np.abs(recovery.obs[:, 1]) < GEOMETRY.half_width)
+    assert max(s.stop - s.start for s in recovery.episode_slices()) <= 15
