@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from farl_core.config import ROS_PARAMS_KEY, load_file, to_mapping
-from farl_core.errors import FarlError
 
 from farl import __version__
 from farl.config_files import NODE_SCHEMAS, default_config_path
+from farl_core.config import ROS_PARAMS_KEY, load_file, load_section, to_mapping
+from farl_core.errors import FarlError
+
+TRAINING_SECTION = "farl_training"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -45,6 +47,97 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_config(args: argparse.Namespace):
+    """The `farl_training` section of --config (default: the shipped config/farl.yaml)."""
+    from farl.training import TrainingConfig
+
+    path = Path(args.config) if args.config else default_config_path()
+    return load_section(path, TRAINING_SECTION, TrainingConfig)
+
+
+def cmd_demos(args: argparse.Namespace) -> int:
+    from farl.tasks import get_task
+
+    task = get_task(args.task)
+    data = task.demonstrations(args.kind, args.count, args.seed)
+    data.save(args.out, overwrite=args.overwrite)
+    episodes = data.episode_slices()
+    print(f"{args.out}: {len(data)} transitions, {len(episodes)} episodes, "
+          f"{int(data.cost.sum())} failure steps ({args.kind} demos of {task.spec.name})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from farl.tasks import get_task
+    from farl.training import load_data, train_policy, train_world_model_job
+
+    task = get_task(args.task)
+    config = training_config(args)
+    data = load_data([Path(p) for p in args.data], task)
+    out = Path(args.out)
+    if args.model == "world-model":
+        report = train_world_model_job(data, task, config, out, args.seed, args.overwrite)
+        print(f"{out}: world model trained on {report['transitions']} transitions "
+              f"({report['failures']} failure steps); losses in {out / 'losses.csv'}")
+    else:
+        kind = args.model.replace("-", "_")
+        report = train_policy(kind, data, task, config, out, args.seed, args.overwrite)
+        print(f"{out}: {args.model} trained on {report['transitions']} transitions; "
+              f"OPE return {report['ope_best']:.2f}; report in {out / 'report.json'}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from farl.tasks import get_task
+    from farl.training import calibrate_job, load_data
+
+    task = get_task(args.task)
+    data = load_data([Path(p) for p in args.data], task)
+    report = calibrate_job(task, Path(args.world_model), Path(args.task_policy), data, training_config(args),
+                           args.recall, Path(args.out) if args.out else None)
+    print(f"eps_safe={report.eps_safe:.4f} precision={report.precision:.3f} recall={report.recall:.3f} "
+          f"AUROC={report.auroc:.3f} ({report.n_pos} positive / {report.n_neg} negative pairs)")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from farl.tasks import get_task
+    from farl.training import FinetuneInputs, finetune_job
+
+    task = get_task(args.task)
+    shielded = not args.no_shield
+    if shielded and not (args.world_model and args.recovery_policy):
+        raise FarlError("the shield needs --world-model and --recovery-policy (or pass --no-shield for plain "
+                        "Uni-O4 fine-tuning)")
+    inputs = FinetuneInputs(Path(args.task_policy), Path(args.recovery_policy) if shielded else None,
+                            Path(args.world_model) if shielded else None)
+    out = Path(args.out)
+    result = finetune_job(task, inputs, training_config(args), out, args.steps, args.num_envs, args.seed,
+                          args.overwrite)
+    print(f"{out}: {len(result.episodes)} episodes, {result.failure_episodes} with an IR failure, "
+          f"mean return (last 20) {result.mean_return(20):.2f}; plot {out / 'online.png'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from farl.bench import bench_shield, bench_training
+
+    if args.what == "shield":
+        results = bench_shield(calls=args.calls)
+        print(f"policy forward: p50 {results['policy_forward']['p50_ms']:.3f} ms, "
+              f"p99 {results['policy_forward']['p99_ms']:.3f} ms (1 thread, batch 1)")
+        for horizon, fig in results["shield"].items():
+            print(f"shield {horizon}: p50 {fig['p50_ms']:.3f} ms, p99 {fig['p99_ms']:.3f} ms "
+                  f"({fig['p99_ratio_to_policy_forward']:.1f}x policy forward at p99)")
+    else:
+        results = bench_training(steps=args.steps)
+        for name, fig in results.items():
+            print(f"{name}: {fig['samples_per_s']:.0f} samples/s ({fig['steps']} steps, {fig['wall_s']:.1f} s)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="farl", description="Failure-aware offline-to-online RL "
                                      "for manipulation: simulation, training and the Franka stack.")
@@ -62,6 +155,49 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_config_check)
     show = config_verbs.add_parser("show", help="print every node's defaults as a parameter file")
     show.set_defaults(func=cmd_config_show)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--task", default="point-mass", help="task name (default: point-mass)")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--config", help="parameter file with a farl_training section (default: config/farl.yaml)")
+    common.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+    demos = verbs.add_parser("demos", parents=[common], help="generate scripted demonstrations for a sim task")
+    demos.add_argument("kind", choices=["task", "recovery", "failure"])
+    demos.add_argument("--count", type=int, default=20, help="episodes")
+    demos.add_argument("--out", required=True, help=".npz file to write")
+    demos.set_defaults(func=cmd_demos)
+
+    train = verbs.add_parser("train", parents=[common], help="offline training from demonstration files")
+    train.add_argument("model", choices=["task-policy", "recovery-policy", "world-model"])
+    train.add_argument("--data", nargs="+", required=True, help="one or more .npz transition files")
+    train.add_argument("--out", required=True, help="run directory to create")
+    train.set_defaults(func=cmd_train)
+
+    calib = verbs.add_parser("calibrate", parents=[common], help="pick eps_safe for a target failure recall")
+    calib.add_argument("--world-model", required=True, help="run dir of `farl train world-model`")
+    calib.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy`")
+    calib.add_argument("--data", nargs="+", required=True, help="held-out .npz files with failures")
+    calib.add_argument("--recall", type=float, default=0.9, help="target failure recall (default 0.9)")
+    calib.add_argument("--out", help="JSON file for the report")
+    calib.set_defaults(func=cmd_calibrate)
+
+    finetune = verbs.add_parser("finetune", parents=[common], help="online PPO fine-tuning with the shield")
+    finetune.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy`")
+    finetune.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy`")
+    finetune.add_argument("--world-model", help="run dir of `farl train world-model`")
+    finetune.add_argument("--no-shield", action="store_true", help="plain Uni-O4 fine-tuning (baseline)")
+    finetune.add_argument("--steps", type=int, default=20000, help="online env steps")
+    finetune.add_argument("--num-envs", type=int, default=1, help="synchronously stepped envs")
+    finetune.add_argument("--out", required=True, help="run directory to create")
+    finetune.set_defaults(func=cmd_finetune)
+
+    bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
+    bench.add_argument("what", choices=["shield", "training"])
+    bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration")
+    bench.add_argument("--steps", type=int, default=200, help="training: gradient steps per model")
+    bench.add_argument("--out", help="JSON file for the figures")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -10,10 +10,12 @@ import os
 import sys
 from pathlib import Path
 
+from farl.training import TrainingConfig
 from farl_control.config import BridgeConfig
 
 NODE_SCHEMAS: dict[str, type] = {
     "farl_bridge": BridgeConfig,
+    "farl_training": TrainingConfig,  # not a node: the learning jobs of the `farl` CLI
 }
 
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import yaml
-from farl.config_files import NODE_SCHEMAS
-from farl_core.config import load_file
 
 from farl import cli, doctor
+from farl.config_files import NODE_SCHEMAS
+from farl_core.config import load_file
 
 FARL = Path(sys.executable).with_name("farl")
 
@@ -50,7 +50,7 @@ def test_gl_probe_reports_unknown_backend() -> None:
 def test_config_check_accepts_shipped_file() -> None:
     proc = run_farl("config", "check")
     assert proc.returncode == 0, proc.stderr
-    assert "ok (farl_bridge)" in proc.stdout
+    assert "ok (farl_bridge, farl_training)" in proc.stdout
 
 
 def test_config_check_bad_value_is_one_line_error(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from farl_control.config import BridgeConfig, HardLimits
 from farl_control.limits import limit_command
 from farl_core.config import from_mapping

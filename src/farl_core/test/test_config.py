@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from farl_core.config import from_mapping, load_file, load_section, param, to_mapping
 from farl_core.errors import ConfigError
 

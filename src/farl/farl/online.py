@@ -1,0 +1,186 @@
+"""Online fine-tuning: task policy -> shield -> environment, PPO updates, failures counted.
+
+`OnlineFinetuner` is the step-wise core shared by every driver: the synchronous gymnasium loop
+below (simulation, benchmarks, tests) and the 5 Hz robot loop, which calls `act` and `observe`
+once per control period and `update` while a human resets the scene.  It works on arrays over N
+parallel streams (N = 1 on the robot).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from farl_policy.gaussian import GaussianPolicy
+from farl_policy.ppo import PPO, PPOConfig, RolloutBuffer
+from farl_safety.shield import Shield, Verdict
+
+
+class OnlineFinetuner:
+    """Samples task actions, lets the shield filter them, and learns from the outcome with PPO."""
+
+    def __init__(self, policy: GaussianPolicy, value: nn.Module, config: PPOConfig, total_updates: int,
+                 shield: Shield | None = None, seed: int = 0) -> None:
+        self.policy = policy
+        self.value = value
+        self.shield = shield
+        self.config = config
+        self.ppo = PPO(policy, value, config, total_updates, seed=seed)
+        self.buffer = RolloutBuffer()
+        self.generator = torch.Generator().manual_seed(seed)
+        self._pending: dict[str, np.ndarray] | None = None
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, list[Verdict] | None]:
+        """Executed actions for obs [N, obs_dim] (NaN/inf observations raise SpecError)."""
+        proposed, proposed_log_prob = self.policy.act(obs, generator=self.generator)
+        if self.shield is None:
+            executed, verdicts = proposed, None
+        else:
+            executed, verdicts = self.shield.filter(obs, proposed)
+        stored, log_prob = proposed, proposed_log_prob
+        if self.shield is not None and self.shield.config.update_with == "executed":
+            stored = executed
+            with torch.no_grad():
+                log_prob = self.policy.log_prob(torch.as_tensor(obs, dtype=torch.float32),
+                                                torch.as_tensor(executed)).numpy()
+        with torch.no_grad():
+            value = self.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        self._pending = {"obs": np.asarray(obs, dtype=np.float32), "act": stored, "log_prob": log_prob,
+                         "value": value}
+        return executed, verdicts
+
+    def observe(self, rew: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                cost: np.ndarray) -> None:
+        """Outcome of the last `act`; `next_obs` is the true next state (final obs at episode end)."""
+        if self._pending is None:
+            raise RuntimeError("observe() called without a preceding act()")
+        with torch.no_grad():
+            next_value = self.value(torch.as_tensor(self.policy.spec.check_observation(next_obs))).numpy()
+        self.buffer.add(**self._pending, rew=np.asarray(rew, dtype=np.float32), next_value=next_value,
+                        terminated=terminated, truncated=truncated, cost=np.asarray(cost, dtype=np.float32))
+        self._pending = None
+
+    def ready(self) -> bool:
+        return len(self.buffer) >= self.config.rollout_steps
+
+    def update(self) -> dict[str, float]:
+        stats = self.ppo.update(self.buffer)
+        self.buffer.clear()
+        return stats
+
+
+@dataclass
+class EpisodeRecord:
+    """One finished episode, as written to episodes.csv."""
+
+    episode: int
+    env_steps: int      # total env steps when it ended
+    ret: float
+    length: int
+    ir_failure: bool
+    success: bool
+    overrides: int      # steps on which the shield executed the recovery action
+
+
+@dataclass
+class OnlineResult:
+    episodes: list[EpisodeRecord] = field(default_factory=list)
+    updates: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def failure_episodes(self) -> int:
+        return sum(e.ir_failure for e in self.episodes)
+
+    def mean_return(self, last: int | None = None) -> float:
+        chosen = self.episodes[-last:] if last else self.episodes
+        return float(np.mean([e.ret for e in chosen])) if chosen else math.nan
+
+
+def run_online(make_env: Callable[[], gym.Env], finetuner: OnlineFinetuner, total_steps: int, num_envs: int = 1,
+               seed: int = 0, log_dir: Path | None = None, progress: bool = False) -> OnlineResult:
+    """Fine-tune for `total_steps` env steps over `num_envs` synchronously stepped envs.
+
+    Episodes end on termination (success or IR failure: `info["ir_failure"]`) or truncation; each
+    is logged to `log_dir/episodes.csv` and TensorBoard when `log_dir` is given.
+    """
+    envs = [make_env() for _ in range(num_envs)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    ret, length, overrides = np.zeros(num_envs), np.zeros(num_envs, int), np.zeros(num_envs, int)
+    result = OnlineResult()
+    logger = _EpisodeLogger(log_dir) if log_dir else None
+    bar = tqdm(total=total_steps, desc="fine-tune", unit="step", disable=not progress)
+    steps = 0
+    while steps < total_steps:
+        action, verdicts = finetuner.act(obs)
+        if verdicts:
+            overrides += [v.overridden for v in verdicts]
+        outcomes = [env.step(a) for env, a in zip(envs, action, strict=True)]
+        next_obs = np.stack([o[0] for o in outcomes])
+        rew = np.array([o[1] for o in outcomes], dtype=np.float32)
+        term = np.array([o[2] for o in outcomes])
+        trunc = np.array([o[3] for o in outcomes])
+        infos = [o[4] for o in outcomes]
+        finetuner.observe(rew, next_obs, term, trunc, np.array([i.get("cost", 0.0) for i in infos]))
+        ret += rew
+        length += 1
+        steps += num_envs
+        for i in np.flatnonzero(term | trunc):
+            record = EpisodeRecord(len(result.episodes), steps, float(ret[i]), int(length[i]),
+                                   bool(infos[i].get("ir_failure", False)), bool(infos[i].get("success", False)),
+                                   int(overrides[i]))
+            result.episodes.append(record)
+            if logger:
+                logger.episode(record)
+            ret[i], length[i], overrides[i] = 0.0, 0, 0
+            next_obs[i] = envs[i].reset()[0]
+        obs = next_obs
+        if finetuner.ready():
+            stats = finetuner.update()
+            result.updates.append(stats)
+            if logger:
+                logger.update(stats, steps)
+        bar.update(num_envs)
+        bar.set_postfix(failures=result.failure_episodes, ret=f"{result.mean_return(20):.1f}")
+    bar.close()
+    if logger:
+        logger.close()
+    return result
+
+
+class _EpisodeLogger:
+    """episodes.csv (one row per episode, flushed as it goes) plus TensorBoard scalars."""
+
+    def __init__(self, log_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(log_dir / "episodes.csv", "w", newline="")  # noqa: SIM115 - closed in close()
+        self.csv = csv.DictWriter(self.file, fieldnames=[f for f in EpisodeRecord.__dataclass_fields__])
+        self.csv.writeheader()
+        self.tb = SummaryWriter(str(log_dir / "tensorboard"))
+        self.failures = 0
+
+    def episode(self, record: EpisodeRecord) -> None:
+        self.csv.writerow(asdict(record))
+        self.file.flush()
+        self.failures += record.ir_failure
+        self.tb.add_scalar("episode/return", record.ret, record.env_steps)
+        self.tb.add_scalar("episode/failure_episodes", self.failures, record.env_steps)
+        self.tb.add_scalar("episode/overrides", record.overrides, record.env_steps)
+
+    def update(self, stats: dict[str, float], steps: int) -> None:
+        for key, value in stats.items():
+            self.tb.add_scalar(f"ppo/{key}", value, steps)
+
+    def close(self) -> None:
+        self.file.close()
+        self.tb.close()

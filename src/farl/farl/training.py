@@ -1,0 +1,167 @@
+"""The training jobs behind `farl train ...`, `farl calibrate` and `farl finetune`.
+
+Each job reads data or checkpoints, runs the components of farl_policy / farl_safety, and writes
+a run directory: checkpoints (one sub-directory per model), `report.json`, CSV logs and plots.
+Nothing already on disk is replaced unless the user passes --overwrite.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from farl.online import OnlineFinetuner, OnlineResult, run_online
+from farl.tasks import Task
+from farl_core.checkpoint import CheckpointError
+from farl_core.transitions import Transitions
+from farl_policy.critics import ValueCritics
+from farl_policy.gaussian import GaussianPolicy
+from farl_policy.ppo import PPOConfig
+from farl_policy.uni_o4 import OfflineConfig, train_offline_policy
+from farl_safety.calibration import CalibrationReport, calibrate
+from farl_safety.safety_critic import SafetyCritic, SafetyCriticConfig
+from farl_safety.shield import Shield, ShieldConfig
+from farl_safety.world_model import WorldModel, WorldModelConfig, train_world_model
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every learning hyper-parameter (section `farl_training` of the parameter file)."""
+
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    safety_critic: SafetyCriticConfig = field(default_factory=SafetyCriticConfig)
+    shield: ShieldConfig = field(default_factory=ShieldConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+
+def load_data(paths: list[Path], task: Task) -> Transitions:
+    """Concatenate one or more transition files, each validated against the task spec."""
+    return Transitions.concat([Transitions.load(p, task.spec) for p in paths])
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> Path:
+    """Create the run directory; refuse a non-empty one unless overwriting was asked for."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CheckpointError(f"{out} already holds results (choose another --out, or pass --overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Atomic JSON write (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def train_policy(kind: str, data: Transitions, task: Task, config: TrainingConfig, out: Path, seed: int,
+                 overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Offline pipeline (BC ensemble -> IQL critics -> dynamics -> Uni-O4) for a task or recovery policy."""
+    out = prepare_run_dir(out, overwrite)
+    policy, critics, report = train_offline_policy(data, task.spec, config.offline, seed=seed, progress=progress)
+    policy.save(out / "policy", kind=kind, extra={"seed": seed, "report": report}, overwrite=overwrite)
+    critics.save(out / "critics", overwrite=overwrite)
+    write_json(out / "report.json", {"kind": kind, "seed": seed, "task": task.spec.name, **report})
+    return report
+
+
+def train_world_model_job(data: Transitions, task: Task, config: TrainingConfig, out: Path, seed: int,
+                          overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Fit the world model (Eq. 4) and log every step's losses to CSV and TensorBoard."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = prepare_run_dir(out, overwrite)
+    model, history = train_world_model(data, task.spec, config.world_model, seed=seed, progress=progress)
+    model.save(out / "world_model", overwrite=overwrite)
+    with open(out / "losses.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", *history[0]])
+        writer.writeheader()
+        writer.writerows({"step": i, **row} for i, row in enumerate(history))
+    with SummaryWriter(str(out / "tensorboard")) as tb:
+        for i, row in enumerate(history):
+            for key, value in row.items():
+                tb.add_scalar(f"world_model/{key}", value, i)
+    report = {"kind": "world_model", "seed": seed, "transitions": len(data), "failures": int(data.cost.sum()),
+              "final_losses": history[-1]}
+    write_json(out / "report.json", report)
+    return report
+
+
+def build_critic(task: Task, world_model_dir: Path, policy_dir: Path, config: TrainingConfig,
+                 kind: str = "task_policy") -> tuple[GaussianPolicy, SafetyCritic]:
+    policy = GaussianPolicy.load(policy_dir / "policy", kind=kind, spec=task.spec)
+    model = WorldModel.load(world_model_dir / "world_model", spec=task.spec)
+    return policy, SafetyCritic(model, policy, config.safety_critic)
+
+
+def calibrate_job(task: Task, world_model_dir: Path, policy_dir: Path, data: Transitions, config: TrainingConfig,
+                  target_recall: float, out: Path | None) -> CalibrationReport:
+    """Pick eps_safe on held-out data for a target failure recall; report precision/recall/AUROC."""
+    _, critic = build_critic(task, world_model_dir, policy_dir, config)
+    report = calibrate(critic, data, target_recall=target_recall)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, {"target_recall": target_recall, **asdict(report)})
+    return report
+
+
+@dataclass(frozen=True)
+class FinetuneInputs:
+    task_policy: Path             # run dir of `farl train task-policy` (policy/ + critics/)
+    recovery_policy: Path | None  # run dir of `farl train recovery-policy`; None: no shield
+    world_model: Path | None      # run dir of `farl train world-model`; None: no shield
+
+
+def finetune_job(task: Task, inputs: FinetuneInputs, config: TrainingConfig, out: Path, steps: int, num_envs: int,
+                 seed: int, overwrite: bool = False, progress: bool = True) -> OnlineResult:
+    """Online PPO from the offline task policy and V, with the shield when its models are given."""
+    out = prepare_run_dir(out, overwrite)
+    policy = GaussianPolicy.load(inputs.task_policy / "policy", kind="task_policy", spec=task.spec)
+    value = copy.deepcopy(ValueCritics.load(inputs.task_policy / "critics", spec=task.spec).v)
+    shield = None
+    if inputs.world_model is not None and inputs.recovery_policy is not None:
+        recovery = GaussianPolicy.load(inputs.recovery_policy / "policy", kind="recovery_policy", spec=task.spec)
+        model = WorldModel.load(inputs.world_model / "world_model", spec=task.spec)
+        shield = Shield(SafetyCritic(model, policy, config.safety_critic), recovery, config.shield)
+    torch.manual_seed(seed)
+    total_updates = max(1, steps // config.ppo.rollout_steps)
+    finetuner = OnlineFinetuner(policy, value, config.ppo, total_updates, shield=shield, seed=seed)
+    result = run_online(task.make_env, finetuner, steps, num_envs=num_envs, seed=seed, log_dir=out,
+                        progress=progress)
+    policy.save(out / "policy", kind="task_policy", extra={"seed": seed, "online_steps": steps})
+    summary = {"task": task.spec.name, "seed": seed, "steps": steps, "shield": shield is not None,
+               "episodes": len(result.episodes), "failure_episodes": result.failure_episodes,
+               "mean_return_last_20": result.mean_return(20), "mean_return": result.mean_return(),
+               "overrides": int(sum(e.overrides for e in result.episodes))}
+    write_json(out / "summary.json", summary)
+    plot_online(result, out / "online.png", title=f"{task.spec.name} fine-tuning (seed {seed})")
+    return result
+
+
+def plot_online(result: OnlineResult, path: Path, title: str) -> None:
+    """Return per episode and cumulative failure episodes against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([e.env_steps for e in result.episodes])
+    fig, (ax_ret, ax_fail) = plt.subplots(1, 2, figsize=(10, 3.5))
+    if len(steps):
+        ax_ret.plot(steps, [e.ret for e in result.episodes], lw=0.6, alpha=0.5)
+        ax_fail.plot(steps, np.cumsum([e.ir_failure for e in result.episodes]))
+    ax_ret.set(xlabel="env steps", ylabel="episode return")
+    ax_fail.set(xlabel="env steps", ylabel="failure episodes (cumulative)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,168 @@
+"""Online PPO with GAE: the online phase of Uni-O4 and FARL (paper III.A, after Eq. 3).
+
+The policy update is the same clipped objective as the offline phase (Eq. 3, imported from
+`uni_o4`), with advantages from GAE on fresh on-policy data.  The critic starts from the
+offline V.  Data arrives either from a (vectorised) gymnasium env or one transition at a time
+from an external 5 Hz loop with human resets (the real robot); `RolloutBuffer` accepts both,
+as arrays over N parallel streams (N = 1 on hardware).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from farl_core.config import param
+from farl_policy.gaussian import GaussianPolicy
+from farl_policy.uni_o4 import clipped_objective
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyper-parameters; defaults from Schulman et al. 2017 / the Uni-O4 online phase."""
+
+    gamma: float = param(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = param(0.95, ge=0.0, le=1.0)
+    clip_eps: float = param(0.2, gt=0.0, lt=1.0)           # PPO paper
+    value_clip: float = param(0.2, ge=0.0)                 # 0 disables value clipping
+    value_coef: float = param(0.5, ge=0.0)
+    entropy_coef: float = param(0.0, ge=0.0)               # Uni-O4 online: no entropy bonus by default
+    lr: float = param(3e-5, gt=0.0)                        # fine-tuning: 10x below from-scratch 3e-4
+    value_lr: float = param(3e-4, gt=0.0)
+    lr_decay: bool = True                                  # linear to 0 over the run
+    max_grad_norm: float = param(0.5, gt=0.0)
+    epochs: int = param(10, ge=1)
+    minibatch_size: int = param(64, ge=1)
+    rollout_steps: int = param(1024, ge=1)                 # transitions per update, all streams
+    # Exploration noise for online RL: if set, the policy's log-std is reset to this value before
+    # fine-tuning starts (BC on near-deterministic demos leaves too little noise to explore).
+    exploration_log_std: float | None = None
+
+
+class RolloutBuffer:
+    """On-policy transitions of N parallel streams, stored step by step."""
+
+    KEYS = ("obs", "act", "log_prob", "rew", "value", "next_value", "terminated", "done", "cost")
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.rows["rew"])
+
+    def add(self, *, obs: np.ndarray, act: np.ndarray, log_prob: np.ndarray, rew: np.ndarray,
+            value: np.ndarray, next_value: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+            cost: np.ndarray) -> None:
+        """One step of every stream. `next_value` is V(s') of the true next state (the final
+        observation on truncation), so time limits bootstrap and failures/successes do not."""
+        terminated = np.asarray(terminated, dtype=bool)
+        done = terminated | np.asarray(truncated, dtype=bool)
+        for key, value_ in (("obs", obs), ("act", act), ("log_prob", log_prob), ("rew", rew),
+                            ("value", value), ("next_value", next_value), ("terminated", terminated),
+                            ("done", done), ("cost", cost)):
+            self.rows[key].append(np.asarray(value_))
+
+    def batch(self, gamma: float, lam: float) -> dict[str, torch.Tensor]:
+        """Flatten to tensors with GAE advantages and value targets."""
+        arrays = {k: np.stack(v) for k, v in self.rows.items()}  # [T, N, ...]
+        adv, ret = gae(arrays["rew"], arrays["value"], arrays["next_value"], arrays["terminated"],
+                       arrays["done"], gamma, lam)
+        flat = {k: torch.as_tensor(v.reshape(-1, *v.shape[2:]), dtype=torch.float32)
+                for k, v in arrays.items() if k in ("obs", "act", "log_prob", "value")}
+        flat["advantage"] = torch.as_tensor(adv.reshape(-1), dtype=torch.float32)
+        flat["return"] = torch.as_tensor(ret.reshape(-1), dtype=torch.float32)
+        return flat
+
+    def clear(self) -> None:
+        for rows in self.rows.values():
+            rows.clear()
+
+
+def gae(rew: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminated: np.ndarray,
+        done: np.ndarray, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimation over [T, N] arrays (Schulman et al. 2016).
+
+    delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t); the recursion
+    A_t = delta_t + gamma * lambda * A_{t+1} is cut at every episode end.  The last step of an
+    unfinished stream bootstraps through next_value like any other step.
+    """
+    delta = rew + gamma * next_value * (1.0 - terminated) - value
+    adv = np.zeros_like(delta, dtype=np.float64)
+    running = np.zeros(delta.shape[1:], dtype=np.float64)
+    for t in reversed(range(len(delta))):
+        running = delta[t] + gamma * lam * (1.0 - done[t]) * running
+        adv[t] = running
+    return adv.astype(np.float32), (adv + value).astype(np.float32)
+
+
+class PPO:
+    """Clipped policy update (Eq. 3 with GAE advantages) plus a clipped value regression."""
+
+    def __init__(self, policy: GaussianPolicy, value: nn.Module, config: PPOConfig, total_updates: int,
+                 seed: int = 0) -> None:
+        self.policy = policy
+        self.value = value
+        self.config = config
+        if config.exploration_log_std is not None:
+            with torch.no_grad():
+                policy.log_std.fill_(config.exploration_log_std)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.policy_optim = torch.optim.Adam(policy.parameters(), lr=config.lr)
+        self.value_optim = torch.optim.Adam(value.parameters(), lr=config.value_lr)
+        decay = (lambda i: max(0.0, 1.0 - i / max(total_updates, 1))) if config.lr_decay else (lambda i: 1.0)
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay)
+                           for o in (self.policy_optim, self.value_optim)]
+        self.updates = 0
+
+    def update(self, buffer: RolloutBuffer) -> dict[str, float]:
+        """Several epochs of minibatch updates on the buffer; returns mean losses."""
+        cfg = self.config
+        data = buffer.batch(cfg.gamma, cfg.gae_lambda)
+        n = len(data["advantage"])
+        stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": [], "clip_frac": [],
+                                         "approx_kl": []}
+        for _ in range(cfg.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, cfg.minibatch_size):
+                idx = order[start:start + cfg.minibatch_size]
+                self._minibatch_step({k: v[idx] for k, v in data.items()}, stats)
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.updates += 1
+        return {k: float(np.mean(v)) for k, v in stats.items()}
+
+    def _minibatch_step(self, mb: dict[str, torch.Tensor], stats: dict[str, list[float]]) -> None:
+        cfg = self.config
+        adv = mb["advantage"]
+        if len(adv) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        dist = self.policy(mb["obs"])
+        log_prob = dist.log_prob(mb["act"]).sum(-1)
+        entropy = dist.entropy().sum(-1).mean()
+        policy_loss = -clipped_objective(log_prob, mb["log_prob"], adv, cfg.clip_eps) - cfg.entropy_coef * entropy
+        self.policy_optim.zero_grad()
+        policy_loss.backward()
+        nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+        self.policy_optim.step()
+
+        value = self.value(mb["obs"])
+        value_loss = (value - mb["return"]).pow(2)
+        if cfg.value_clip > 0:
+            clipped = mb["value"] + (value - mb["value"]).clamp(-cfg.value_clip, cfg.value_clip)
+            value_loss = torch.max(value_loss, (clipped - mb["return"]).pow(2))
+        value_loss = cfg.value_coef * value_loss.mean()
+        self.value_optim.zero_grad()
+        value_loss.backward()
+        nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
+        self.value_optim.step()
+
+        with torch.no_grad():
+            log_ratio = log_prob - mb["log_prob"]
+            stats["approx_kl"].append(float(((log_ratio.exp() - 1) - log_ratio).mean()))
+            stats["clip_frac"].append(float(((log_ratio.exp() - 1).abs() > cfg.clip_eps).float().mean()))
+        stats["policy_loss"].append(float(policy_loss.detach()))
+        stats["value_loss"].append(float(value_loss.detach()))
+        stats["entropy"].append(float(entropy.detach()))

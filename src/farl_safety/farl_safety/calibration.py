@@ -1,0 +1,96 @@
+"""Calibrating eps_safe on held-out data, and measuring how well C_H foresees failures.
+
+The label of a pair (s_t, a_t) is whether the recorded episode hits cost = 1 at any step
+t..t+H, the same window Eq. 1 sums over.  The data's behaviour (e.g. noisy exploration) is what
+the label reflects, while C_H imagines the task policy after a_t; on exploration-like data that
+gap is the critic's real operating condition, so it is measured, not hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from farl_core.transitions import DataError, Transitions
+from farl_safety.safety_critic import SafetyCritic
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """The chosen eps_safe and the detection quality of C_H > eps_safe on the calibration data."""
+
+    eps_safe: float
+    precision: float
+    recall: float
+    auroc: float
+    n_pos: int
+    n_neg: int
+
+
+def failure_within_horizon(data: Transitions, horizon: int) -> np.ndarray:
+    """Bool [N]: a cost = 1 step occurs at t..t+H within the episode of row t."""
+    n = len(data)
+    failed = np.asarray(data.cost) > 0.5
+    episode = np.concatenate([[0], np.cumsum(data.done[:-1])]) if n else np.zeros(0, dtype=int)
+    label = np.zeros(n, dtype=bool)
+    for offset in range(horizon + 1):
+        ahead = np.arange(offset, n)
+        label[: n - offset] |= failed[ahead] & (episode[ahead] == episode[: n - offset])
+    return label
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties count half.
+
+    Mann-Whitney U from average ranks, so tied scores get their mean rank.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"AUROC needs positives and negatives, got {n_pos} and {n_neg}")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores))
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2  # mean of 1-based ranks start+1..end
+    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def critic_scores(critic: SafetyCritic, data: Transitions, batch_size: int = 4096) -> np.ndarray:
+    """C_H of every (obs, act) row of `data`, float32 [N]."""
+    data = data.validate(critic.spec, "calibration data")
+    out = [critic.risk(torch.as_tensor(data.obs[i:i + batch_size]), torch.as_tensor(data.act[i:i + batch_size]))
+           for i in range(0, len(data), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def calibrate(critic: SafetyCritic, data: Transitions, target_recall: float = 0.9,
+              horizon: int | None = None) -> CalibrationReport:
+    """Largest eps_safe whose alarm C_H > eps_safe catches >= target_recall of the failures.
+
+    Positives are `failure_within_horizon(data, horizon)` (default: the critic's H).  The
+    threshold sits one float32 step below the score of the k-th highest-scoring positive,
+    k = ceil(target_recall * n_pos): every pair scoring at least that much is flagged, nothing
+    else, which is the highest precision any threshold reaching the recall can have here.
+    """
+    if not 0.0 < target_recall <= 1.0:
+        raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
+    labels = failure_within_horizon(data, critic.config.horizon if horizon is None else horizon)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise DataError(f"calibration data has {n_pos} pairs followed by a failure and {n_neg} not: both are "
+                        "needed (hold out task and failure demonstrations together)")
+    scores = critic_scores(critic, data)
+    k = int(np.ceil(target_recall * n_pos - 1e-9))
+    kth = np.sort(scores[labels])[::-1][k - 1]
+    eps_safe = max(np.nextafter(np.float32(kth), np.float32(-np.inf)), np.float32(0.0))  # C_H >= 0
+    flagged = scores > eps_safe
+    true_pos = int((flagged & labels).sum())
+    return CalibrationReport(eps_safe=float(eps_safe), precision=true_pos / max(int(flagged.sum()), 1),
+                             recall=true_pos / n_pos, auroc=auroc(scores, labels), n_pos=n_pos, n_neg=n_neg)

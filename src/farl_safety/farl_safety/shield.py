@@ -1,0 +1,71 @@
+"""The shield: execute the task action unless its predicted failure risk is too high.
+
+For each control step it scores the proposed task action with the H-step safety critic
+(C_H, paper Eq. 1) and, when C_H > eps_safe, executes the frozen recovery policy's action
+instead (paper Fig. 2).  It returns the executed action and a verdict per stream, the
+dataclass behind the /farl/safety topic.
+
+How the task policy learns from a replaced step is the `update_with` option:
+  "executed"  train on the recovery action that was actually executed, with its log-probability
+              under the task policy: FARL's action correction (paper Theorem 1), the default.
+  "proposed"  relabel: keep the task policy's own proposed action paired with the observed
+              outcome, as Recovery-RL does for its task policy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from farl_core.config import param
+from farl_policy.gaussian import GaussianPolicy
+from farl_safety.safety_critic import SafetyCritic
+
+
+@dataclass(frozen=True)
+class ShieldConfig:
+    """Shield threshold and training-label option (see module docstring)."""
+
+    eps_safe: float = param(0.3, gt=0.0)  # pick with `farl calibrate` for a target failure recall
+    update_with: Literal["executed", "proposed"] = "executed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One stream's decision: the /farl/safety SafetyVerdict message without its header."""
+
+    risk: float
+    threshold: float
+    overridden: bool
+    source: Literal["task", "recovery"]
+    latency_s: float
+
+
+class Shield:
+    """Safety critic + frozen recovery policy; a pure function of (obs, proposed action)."""
+
+    def __init__(self, critic: SafetyCritic, recovery: GaussianPolicy, config: ShieldConfig = ShieldConfig()) -> None:
+        self.critic = critic
+        self.recovery = recovery.requires_grad_(False)
+        self.config = config
+
+    @torch.inference_mode()
+    def filter(self, obs: np.ndarray, proposed: np.ndarray) -> tuple[np.ndarray, list[Verdict]]:
+        """Executed actions [N, act_dim] and one verdict per row of obs [N, obs_dim]."""
+        start = time.perf_counter()
+        spec = self.recovery.spec
+        obs_t = torch.as_tensor(spec.check_observation(obs, "shield observation"))
+        act_t = torch.as_tensor(spec.check_action(proposed, "proposed action"))
+        risk = self.critic.risk(obs_t, act_t)
+        unsafe = risk > self.config.eps_safe
+        executed = act_t.clone()
+        if bool(unsafe.any()):
+            executed[unsafe] = self.recovery.mean(obs_t[unsafe])
+        latency = time.perf_counter() - start
+        verdicts = [Verdict(float(r), self.config.eps_safe, bool(u), "recovery" if u else "task", latency)
+                    for r, u in zip(risk.tolist(), unsafe.tolist(), strict=True)]
+        return executed.numpy(), verdicts
