@@ -75,3 +75,22 @@ def test_config_show_is_a_valid_parameter_file(tmp_path: Path, capsys) -> None:
     configs = load_file(path, NODE_SCHEMAS)
     assert configs == {node: schema() for node, schema in NODE_SCHEMAS.items()}
     assert yaml.safe_load(path.read_text())["farl_bridge"]["ros__parameters"]["robot"] == "sim"
+
+
+def test_demos_and_train_world_model_from_the_command_line(tmp_path: Path) -> None:
+    """The user's path: generate demos, train with a small config, and never overwrite silently."""
+    config = tmp_path / "small.yaml"
+    config.write_text("farl_training:\n  ros__parameters:\n    world_model: {steps: 50, hidden: [32, 32]}\n")
+    for kind, count in (("task", "5"), ("failure", "30")):
+        proc = run_farl("demos", kind, "--count", count, "--out", str(tmp_path / f"{kind}.npz"))
+        assert proc.returncode == 0, proc.stderr
+    args = ["train", "world-model", "--data", str(tmp_path / "task.npz"), str(tmp_path / "failure.npz"),
+            "--out", str(tmp_path / "wm"), "--config", str(config)]
+    proc = run_farl(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "wm" / "world_model" / "weights.safetensors").is_file()
+    assert len((tmp_path / "wm" / "losses.csv").read_text().splitlines()) == 51
+    again = run_farl(*args)
+    assert again.returncode == 2 and "already holds results" in again.stderr and "Traceback" not in again.stderr
+    again = run_farl("demos", "task", "--out", str(tmp_path / "task.npz"))
+    assert again.returncode == 2 and "already exists" in again.stderr
