@@ -78,12 +78,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "world-model":
         report = train_world_model_job(data, task, config, out, args.seed, args.overwrite)
         print(f"{out}: world model trained on {report['transitions']} transitions "
-              f"({report['failures']} failure steps); losses in {out / 'losses.csv'}")
+              f"({report['failures']} failure steps); losses in {out / 'metrics.csv'}")
     else:
         kind = args.model.replace("-", "_")
         report = train_policy(kind, data, task, config, out, args.seed, args.overwrite)
         print(f"{out}: {args.model} trained on {report['transitions']} transitions; "
-              f"OPE return {report['ope_best']:.2f}; report in {out / 'report.json'}")
+              f"OPE return {report['ope_best']:.2f}; report in {out / 'report.json'}, "
+              f"per-step losses in {out / 'metrics.csv'}")
     return 0
 
 

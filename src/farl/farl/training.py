@@ -8,7 +8,6 @@ Nothing already on disk is replaced unless the user passes --overwrite.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ import torch
 from farl.online import OnlineFinetuner, OnlineResult, run_online
 from farl.tasks import Task
 from farl_core.checkpoint import CheckpointError
+from farl_core.metrics import MetricsWriter
 from farl_core.transitions import Transitions
 from farl_policy.critics import ValueCritics
 from farl_policy.gaussian import GaussianPolicy
@@ -67,7 +67,9 @@ def train_policy(kind: str, data: Transitions, task: Task, config: TrainingConfi
                  overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Offline pipeline (BC ensemble -> IQL critics -> dynamics -> Uni-O4) for a task or recovery policy."""
     out = prepare_run_dir(out, overwrite)
-    policy, critics, report = train_offline_policy(data, task.spec, config.offline, seed=seed, progress=progress)
+    with MetricsWriter(out) as log:
+        policy, critics, report = train_offline_policy(data, task.spec, config.offline, seed=seed,
+                                                       progress=progress, log=log)
     policy.save(out / "policy", kind=kind, extra={"seed": seed, "report": report}, overwrite=overwrite)
     critics.save(out / "critics", overwrite=overwrite)
     write_json(out / "report.json", {"kind": kind, "seed": seed, "task": task.spec.name, **report})
@@ -76,20 +78,13 @@ def train_policy(kind: str, data: Transitions, task: Task, config: TrainingConfi
 
 def train_world_model_job(data: Transitions, task: Task, config: TrainingConfig, out: Path, seed: int,
                           overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Fit the world model (Eq. 4) and log every step's losses to CSV and TensorBoard."""
-    from torch.utils.tensorboard import SummaryWriter
-
+    """Fit the world model (Eq. 4) and log every step's losses to metrics.csv and TensorBoard."""
     out = prepare_run_dir(out, overwrite)
     model, history = train_world_model(data, task.spec, config.world_model, seed=seed, progress=progress)
     model.save(out / "world_model", overwrite=overwrite)
-    with open(out / "losses.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", *history[0]])
-        writer.writeheader()
-        writer.writerows({"step": i, **row} for i, row in enumerate(history))
-    with SummaryWriter(str(out / "tensorboard")) as tb:
-        for i, row in enumerate(history):
-            for key, value in row.items():
-                tb.add_scalar(f"world_model/{key}", value, i)
+    with MetricsWriter(out) as log:
+        for step, losses in enumerate(history):
+            log("world_model", step, losses)
     report = {"kind": "world_model", "seed": seed, "transitions": len(data), "failures": int(data.cost.sum()),
               "final_losses": history[-1]}
     write_json(out / "report.json", report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -89,8 +90,33 @@ def test_demos_and_train_world_model_from_the_command_line(tmp_path: Path) -> No
     proc = run_farl(*args)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "wm" / "world_model" / "weights.safetensors").is_file()
-    assert len((tmp_path / "wm" / "losses.csv").read_text().splitlines()) == 51
+    rows = list(csv.DictReader((tmp_path / "wm" / "metrics.csv").open()))
+    assert {row["stage"] for row in rows} == {"world_model"}
+    assert sorted({int(row["step"]) for row in rows}) == list(range(50))
+    assert {row["name"] for row in rows} == {"loss", "consistency", "reward", "constraint", "decoder"}
+    assert any((tmp_path / "wm" / "tensorboard").iterdir())
     again = run_farl(*args)
     assert again.returncode == 2 and "already holds results" in again.stderr and "Traceback" not in again.stderr
     again = run_farl("demos", "task", "--out", str(tmp_path / "task.npz"))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_train_task_policy_logs_every_stage_per_step(tmp_path: Path) -> None:
+    config = tmp_path / "small.yaml"
+    config.write_text("farl_training:\n  ros__parameters:\n    offline:\n"
+                      "      bc: {ensemble_size: 2, steps: 20}\n      critics: {steps: 15}\n"
+                      "      dynamics: {steps: 10}\n      uni_o4: {steps: 12, eval_every: 6, ope_horizon: 5}\n")
+    assert run_farl("demos", "task", "--count", "3", "--out", str(tmp_path / "task.npz")).returncode == 0
+    proc = run_farl("train", "task-policy", "--data", str(tmp_path / "task.npz"), "--out", str(tmp_path / "run"),
+                    "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    steps: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        steps.setdefault((row["stage"], row["name"]), []).append(int(row["step"]))
+    assert steps[("bc/member0", "nll")] == list(range(20)) and steps[("bc/member1", "nll")] == list(range(20))
+    assert steps[("critics", "value_loss")] == list(range(15)) == steps[("critics", "q_loss")]
+    assert steps[("dynamics", "loss")] == list(range(10))
+    assert steps[("uni_o4/member0", "objective")] == list(range(12))
+    assert steps[("uni_o4/member1", "ope_behaviour")] == [5, 11]  # at every OPE gate
+    assert (tmp_path / "run" / "policy" / "weights.safetensors").is_file()

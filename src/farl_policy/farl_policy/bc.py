@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from farl_core.config import param
+from farl_core.metrics import MetricLog
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
 from farl_policy.gaussian import GaussianPolicy, PolicyConfig
@@ -41,7 +42,7 @@ def behaviour_cloning_loss(policy: GaussianPolicy, obs: torch.Tensor, act: torch
 
 def train_bc_ensemble(data: Transitions, spec: TaskSpec, policy_config: PolicyConfig | None = None,
                       bc_config: BCConfig = BCConfig(), seed: int = 0,
-                      progress: bool = False) -> list[GaussianPolicy]:
+                      progress: bool = False, log: MetricLog | None = None) -> list[GaussianPolicy]:
     """Clone `data` (validated against `spec`) into `bc_config.ensemble_size` Gaussian policies."""
     policy_config = policy_config or PolicyConfig()
     tensors = OfflineTensors.from_transitions(data, spec, "behaviour-cloning data")
@@ -54,21 +55,24 @@ def train_bc_ensemble(data: Transitions, spec: TaskSpec, policy_config: PolicyCo
             torch.manual_seed(member_seed)
             policy = GaussianPolicy(spec, policy_config)
         policy.normalizer.load_state_dict(statistics.state_dict())
-        _clone(policy, tensors, bc_config, member_seed, progress, f"BC member {k + 1}/{bc_config.ensemble_size}")
+        _clone(policy, tensors, bc_config, member_seed, progress, f"BC member {k + 1}/{bc_config.ensemble_size}",
+               log, f"bc/member{k}")
         members.append(policy.eval())
     return members
 
 
 def _clone(policy: GaussianPolicy, tensors: OfflineTensors, config: BCConfig, seed: int, progress: bool,
-           desc: str) -> None:
+           desc: str, log: MetricLog | None, stage: str) -> None:
     """Maximise the data log-likelihood of one member with its own minibatch stream."""
     generator = torch.Generator().manual_seed(seed)
     pool = torch.randint(len(tensors), (len(tensors),), generator=generator) if config.bootstrap else None
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     policy.train()
-    for _ in tqdm(range(config.steps), desc=desc, disable=not progress):
+    for step in tqdm(range(config.steps), desc=desc, disable=not progress):
         batch = tensors.sample(config.batch_size, generator, pool)
         loss = behaviour_cloning_loss(policy, batch["obs"], batch["act"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if log is not None:
+            log(stage, step, {"nll": loss.item()})

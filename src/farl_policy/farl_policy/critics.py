@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from farl_core.checkpoint import load_checkpoint, save_checkpoint
 from farl_core.config import param
+from farl_core.metrics import MetricLog
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
 from farl_policy.layers import Normalizer, mlp
@@ -154,7 +155,7 @@ class ValueCritics(nn.Module):
 
 
 def train_critics(data: Transitions, spec: TaskSpec, config: CriticConfig = CriticConfig(), seed: int = 0,
-                  progress: bool = False) -> ValueCritics:
+                  progress: bool = False, log: MetricLog | None = None) -> ValueCritics:
     """Fit IQL's V and twin Q on `data` (validated against `spec`); returns them in eval mode."""
     tensors = OfflineTensors.from_transitions(data, spec, "critic training data")
     with torch.random.fork_rng(devices=[]):
@@ -164,15 +165,18 @@ def train_critics(data: Transitions, spec: TaskSpec, config: CriticConfig = Crit
     v_optimizer = torch.optim.Adam(critics.v.parameters(), lr=config.lr)
     q_optimizer = torch.optim.Adam(critics.q.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(seed)
-    for _ in tqdm(range(config.steps), desc="IQL critics", disable=not progress):
+    for step in tqdm(range(config.steps), desc="IQL critics", disable=not progress):
         batch = tensors.sample(config.batch_size, generator)
-        _step(v_optimizer, critics.value_loss(batch["obs"], batch["act"]))
-        _step(q_optimizer, critics.q_loss(**batch))
+        value_loss = _step(v_optimizer, critics.value_loss(batch["obs"], batch["act"]))
+        q_loss = _step(q_optimizer, critics.q_loss(**batch))
         critics.update_target()
+        if log is not None:
+            log("critics", step, {"value_loss": value_loss, "q_loss": q_loss})
     return critics.eval()
 
 
-def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    return loss.item()

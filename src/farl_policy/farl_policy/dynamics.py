@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from farl_core.config import param
+from farl_core.metrics import MetricLog
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
 from farl_policy.gaussian import GaussianPolicy
@@ -130,7 +131,7 @@ class DynamicsEnsemble(nn.Module):
 
 
 def train_dynamics(data: Transitions, spec: TaskSpec, config: DynamicsConfig = DynamicsConfig(), seed: int = 0,
-                   progress: bool = False) -> DynamicsEnsemble:
+                   progress: bool = False, log: MetricLog | None = None) -> DynamicsEnsemble:
     """Fit the ensemble on `data` (validated against `spec`); each member sees its own minibatches."""
     tensors = OfflineTensors.from_transitions(data, spec, "dynamics training data")
     with torch.random.fork_rng(devices=[]):
@@ -139,7 +140,7 @@ def train_dynamics(data: Transitions, spec: TaskSpec, config: DynamicsConfig = D
     model.fit_normalizers(tensors)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
-    for _ in tqdm(range(config.steps), desc="dynamics ensemble", disable=not progress):
+    for step in tqdm(range(config.steps), desc="dynamics ensemble", disable=not progress):
         batch = tensors.sample(config.ensemble_size * config.batch_size, generator)
         batch = {key: value.reshape(config.ensemble_size, config.batch_size, *value.shape[1:])
                  for key, value in batch.items()}
@@ -147,4 +148,6 @@ def train_dynamics(data: Transitions, spec: TaskSpec, config: DynamicsConfig = D
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if log is not None:
+            log("dynamics", step, {"loss": loss.item()})
     return model.eval()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -15,6 +18,32 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: type[nn.
         last = width
     layers.append(nn.Linear(last, out_dim))
     return nn.Sequential(*layers)
+
+
+def inference_forward(net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`net`'s forward as a plain function over its live weights, for batch-1 inference loops.
+
+    At batch 1 the per-layer `nn.Module.__call__` dispatch and parameter look-ups cost as much as
+    the small matmuls themselves, and the shield runs ~30 layers per control step.  The function
+    holds detached views of the parameters (shared storage), so in-place updates by an optimiser
+    or `load_state_dict` are seen; replacing a parameter tensor (`.to(device)`, assign=True) is
+    not, so build it after the model is placed.  No autograd: inference only.
+    """
+    steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            weight = layer.weight.detach()
+            bias = None if layer.bias is None else layer.bias.detach()
+            steps.append(lambda x, weight=weight, bias=bias: F.linear(x, weight, bias))
+        else:
+            steps.append(layer.forward)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return forward
 
 
 class Normalizer(nn.Module):

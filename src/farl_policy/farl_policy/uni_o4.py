@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from farl_core.config import param
+from farl_core.metrics import MetricLog
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
 from farl_policy.bc import BCConfig, train_bc_ensemble
@@ -150,7 +151,7 @@ class BehaviourProximalImprover:
 
 def improve_offline(members: list[GaussianPolicy], critics: ValueCritics, dynamics: DynamicsEnsemble,
                     data: Transitions, config: UniO4Config = UniO4Config(), seed: int = 0,
-                    progress: bool = False) -> tuple[GaussianPolicy, dict[str, Any]]:
+                    progress: bool = False, log: MetricLog | None = None) -> tuple[GaussianPolicy, dict[str, Any]]:
     """Improve every BC member with Eq. 3 under the OPE gate; return the best by OPE and a report.
 
     The returned policy is the best member's last accepted behaviour policy, so its estimated
@@ -168,9 +169,13 @@ def improve_offline(members: list[GaussianPolicy], critics: ValueCritics, dynami
     for k, member in enumerate(members):
         improver = BehaviourProximalImprover(member, critics, evaluate, config, generator)
         for step in tqdm(range(config.steps), desc=f"Uni-O4 member {k + 1}/{len(members)}", disable=not progress):
-            improver.update(tensors.sample(config.batch_size, generator)["obs"], step / config.steps)
+            objective = improver.update(tensors.sample(config.batch_size, generator)["obs"], step / config.steps)
+            metrics = {"objective": objective}
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-                improver.offer_replacement()
+                metrics["replaced"] = float(improver.offer_replacement())
+                metrics["ope_behaviour"] = improver.behaviour_ope
+            if log is not None:
+                log(f"uni_o4/member{k}", step, metrics)
         improvers.append(improver)
     best = max(range(len(improvers)), key=lambda k: improvers[k].behaviour_ope)
     report = {"members": [{"ope_before": i.initial_ope, "ope_after": i.behaviour_ope,
@@ -181,16 +186,17 @@ def improve_offline(members: list[GaussianPolicy], critics: ValueCritics, dynami
 
 
 def train_offline_policy(data: Transitions, spec: TaskSpec, config: OfflineConfig = OfflineConfig(), seed: int = 0,
-                         progress: bool = False) -> tuple[GaussianPolicy, ValueCritics, dict[str, Any]]:
+                         progress: bool = False, log: MetricLog | None = None
+                         ) -> tuple[GaussianPolicy, ValueCritics, dict[str, Any]]:
     """The offline phase of paper III.A for one policy: BC -> IQL critics -> dynamics -> Uni-O4.
 
     `data` is validated against `spec` first, so NaN/inf or a wrong layout fails before training.
     Returns the improved policy, the critics (V initialises the online PPO critic) and a report.
     """
     episodes = len(OfflineTensors.from_transitions(data, spec, "offline training data").start_obs)
-    members = train_bc_ensemble(data, spec, config.policy, config.bc, seed=seed, progress=progress)
-    critics = train_critics(data, spec, config.critics, seed=seed + 1, progress=progress)
-    dynamics = train_dynamics(data, spec, config.dynamics, seed=seed + 2, progress=progress)
+    members = train_bc_ensemble(data, spec, config.policy, config.bc, seed=seed, progress=progress, log=log)
+    critics = train_critics(data, spec, config.critics, seed=seed + 1, progress=progress, log=log)
+    dynamics = train_dynamics(data, spec, config.dynamics, seed=seed + 2, progress=progress, log=log)
     policy, report = improve_offline(members, critics, dynamics, data, config.uni_o4, seed=seed + 3,
-                                     progress=progress)
+                                     progress=progress, log=log)
     return policy, critics, {"transitions": len(data), "episodes": episodes, **report}

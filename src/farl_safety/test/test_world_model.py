@@ -3,7 +3,6 @@ round-trips through its checkpoint exactly.  The model is trained once (module f
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -112,20 +111,28 @@ def test_numpy_risk_rejects_nan_observation(trained: Trained) -> None:
         critic.risk_np(np.array([0.0, 0.0, np.nan, 0.0]), np.zeros(2))
 
 
-def test_risk_is_fast_enough_for_a_200ms_loop(trained: Trained) -> None:
-    """Paper setting: C_H every control step.  Target < 2 ms at H = 10, batch 1, one thread;
-    asserted loosely (best of several runs < 10 ms) because CI CPUs are shared."""
-    critic = SafetyCritic(trained.model, trained.policy, SafetyCriticConfig(horizon=10))
-    obs, act = torch.as_tensor(trained.heldout.obs[:1]), torch.as_tensor(trained.heldout.act[:1])
-    critic.risk(obs, act)
-    best = np.inf
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(20):
-            critic.risk(obs, act)
-        best = min(best, (time.perf_counter() - start) / 20)
-    print(f"risk latency H=10 batch 1: {best * 1e3:.2f} ms")
-    assert best < 0.010
+def test_fused_rollout_matches_the_reference_rollout_and_follows_policy_updates(trained: Trained) -> None:
+    """The fast path the shield uses must compute the same C_H as the readable one, also after
+    the task policy changes in place (online PPO updates the weights the fused path views)."""
+    policy = behaviour_cloned_policy()
+    critic = SafetyCritic(trained.model, policy, SafetyCriticConfig(horizon=10))
+    assert critic._fused is not None
+    obs, act = torch.as_tensor(trained.heldout.obs[:256]), torch.as_tensor(trained.heldout.act[:256])
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            return (critic._fused.failure_probabilities(obs, act, 10), critic._reference_probabilities(obs, act))
+
+    fused, reference = both()
+    torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-5)
+    optimiser = torch.optim.SGD(policy.parameters(), lr=0.5)
+    (policy.mean(obs) ** 2).sum().backward()
+    optimiser.step()
+    fused_after, reference_after = both()
+    # The update moved probabilities by far more than the float rounding the folds reorder
+    # (which grows over 10 imagined steps of a saturated tanh policy to ~1e-4).
+    assert (reference_after - reference).abs().max() > 0.05
+    torch.testing.assert_close(fused_after, reference_after, rtol=1e-3, atol=5e-4)
 
 
 def toy_episodes() -> Transitions:
