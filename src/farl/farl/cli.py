@@ -57,10 +57,16 @@ def training_config(args: argparse.Namespace):
 
 def cmd_demos(args: argparse.Namespace) -> int:
     from farl.tasks import get_task
+    from farl.training import policy_failure_demos, save_data
 
     task = get_task(args.task)
-    data = task.demonstrations(args.kind, args.count, args.seed)
-    data.save(args.out, overwrite=args.overwrite)
+    if args.policy:
+        if args.kind != "failure":
+            raise FarlError("--policy generates failure demos only (use `farl demos failure --policy DIR`)")
+        data = policy_failure_demos(task, Path(args.policy), args.noise, args.transitions, args.seed, progress=True)
+    else:
+        data = task.demonstrations(args.kind, args.count, args.seed)
+    save_data(data, Path(args.out), task, args.kind, overwrite=args.overwrite)
     episodes = data.episode_slices()
     print(f"{args.out}: {len(data)} transitions, {len(episodes)} episodes, "
           f"{int(data.cost.sum())} failure steps ({args.kind} demos of {task.spec.name})")
@@ -120,9 +126,26 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_failurebench(args: argparse.Namespace) -> int:
+    from farl.benchmark.config import FailureBenchConfig
+    from farl.benchmark.grid import run_grid
+    from farl.benchmark.report import write_report
+
+    path = Path(args.config) if args.config else default_config_path("failurebench.yaml")
+    config = load_section(path, "farl_failurebench", FailureBenchConfig)
+    out = Path(args.out)
+    runs = run_grid(args.tasks, args.methods, args.seeds, args.steps or 20_000, out, config, jobs=args.jobs)
+    paths = write_report(runs, out)
+    print(paths["tables"].read_text(), end="")
+    print(f"results: {paths['csv']}, {paths['json']}; plots: {paths['failures_plot']}, {paths['return_plot']}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from farl.bench import bench_shield, bench_training
 
+    if args.what == "failurebench":
+        return cmd_bench_failurebench(args)
     if args.what == "shield":
         results = bench_shield(calls=args.calls)
         print(f"policy forward: p50 {results['policy_forward']['p50_ms']:.3f} ms, "
@@ -131,7 +154,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"shield {horizon}: p50 {fig['p50_ms']:.3f} ms, p99 {fig['p99_ms']:.3f} ms "
                   f"({fig['p99_ratio_to_policy_forward']:.1f}x policy forward at p99)")
     else:
-        results = bench_training(steps=args.steps)
+        results = bench_training(steps=args.steps or 200)
         for name, fig in results.items():
             print(f"{name}: {fig['samples_per_s']:.0f} samples/s ({fig['steps']} steps, {fig['wall_s']:.1f} s)")
     if args.out:
@@ -165,20 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     demos = verbs.add_parser("demos", parents=[common], help="generate scripted demonstrations for a sim task")
     demos.add_argument("kind", choices=["task", "recovery", "failure"])
-    demos.add_argument("--count", type=int, default=20, help="episodes")
-    demos.add_argument("--out", required=True, help=".npz file to write")
+    demos.add_argument("--count", type=int, default=20, help="episodes (scripted demos)")
+    demos.add_argument("--out", required=True, help="Minari dataset folder to create (or a .npz file)")
+    demos.add_argument("--policy", help="failure demos from this `farl train task-policy` run dir plus noise")
+    demos.add_argument("--noise", type=float, default=0.5, help="--policy: action noise std (default 0.5)")
+    demos.add_argument("--transitions", type=int, default=20_000,
+                       help="--policy: failing transitions to collect (default 20000, the paper's minimum)")
     demos.set_defaults(func=cmd_demos)
 
     train = verbs.add_parser("train", parents=[common], help="offline training from demonstration files")
     train.add_argument("model", choices=["task-policy", "recovery-policy", "world-model"])
-    train.add_argument("--data", nargs="+", required=True, help="one or more .npz transition files")
+    train.add_argument("--data", nargs="+", required=True, help="Minari dataset folders and/or .npz files")
     train.add_argument("--out", required=True, help="run directory to create")
     train.set_defaults(func=cmd_train)
 
     calib = verbs.add_parser("calibrate", parents=[common], help="pick eps_safe for a target failure recall")
     calib.add_argument("--world-model", required=True, help="run dir of `farl train world-model`")
     calib.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy`")
-    calib.add_argument("--data", nargs="+", required=True, help="held-out .npz files with failures")
+    calib.add_argument("--data", nargs="+", required=True, help="held-out datasets (or .npz) with failures")
     calib.add_argument("--recall", type=float, default=0.9, help="target failure recall (default 0.9)")
     calib.add_argument("--out", help="JSON file for the report")
     calib.set_defaults(func=cmd_calibrate)
@@ -194,10 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.set_defaults(func=cmd_finetune)
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
-    bench.add_argument("what", choices=["shield", "training"])
+    bench.add_argument("what", choices=["shield", "training", "failurebench"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration")
-    bench.add_argument("--steps", type=int, default=200, help="training: gradient steps per model")
-    bench.add_argument("--out", help="JSON file for the figures")
+    bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
+                       "failurebench: online env steps per run (default 20000)")
+    bench.add_argument("--out", help="shield/training: JSON file for the figures; failurebench: output directory "
+                       "(re-run with the same settings to resume)")
+    bench.add_argument("--tasks", nargs="+", default=["bounded-push", "bounded-soccer", "fragile-push-wall",
+                                                      "obstructed-push"], help="failurebench: tasks")
+    bench.add_argument("--methods", nargs="+", default=["uni-o4", "farl", "rec-rl", "mppi"],
+                       help="failurebench: uni-o4 farl rec-rl mppi ppo-lag")
+    bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="failurebench: online seeds")
+    bench.add_argument("--jobs", type=int, default=2, help="failurebench: worker processes (default 2)")
+    bench.add_argument("--config", help="failurebench: parameter file with a farl_failurebench section "
+                       "(default: config/failurebench.yaml)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -10,20 +10,22 @@ import os
 import sys
 from pathlib import Path
 
+from farl.benchmark.config import FailureBenchConfig
 from farl.training import TrainingConfig
 from farl_control.config import BridgeConfig
 
 NODE_SCHEMAS: dict[str, type] = {
     "farl_bridge": BridgeConfig,
-    "farl_training": TrainingConfig,  # not a node: the learning jobs of the `farl` CLI
+    "farl_training": TrainingConfig,            # not a node: the learning jobs of the `farl` CLI
+    "farl_failurebench": FailureBenchConfig,    # not a node: `farl bench failurebench`
 }
 
 
-def default_config_path() -> Path:
-    """The shipped config/farl.yaml: $FARL_CONFIG, then the source tree, then share/farl/config."""
-    if env := os.environ.get("FARL_CONFIG"):
+def default_config_path(name: str = "farl.yaml") -> Path:
+    """A shipped config file: $FARL_CONFIG (farl.yaml only), the source tree, then share/farl/config."""
+    if name == "farl.yaml" and (env := os.environ.get("FARL_CONFIG")):
         return Path(env)
-    source_tree = Path(__file__).resolve().parents[3] / "config" / "farl.yaml"
+    source_tree = Path(__file__).resolve().parents[3] / "config" / name
     if source_tree.is_file():
         return source_tree
-    return Path(sys.prefix) / "share" / "farl" / "config" / "farl.yaml"
+    return Path(sys.prefix) / "share" / "farl" / "config" / name

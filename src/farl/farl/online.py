@@ -3,7 +3,8 @@
 `OnlineFinetuner` is the step-wise core shared by every driver: the synchronous gymnasium loop
 below (simulation, benchmarks, tests) and the 5 Hz robot loop, which calls `act` and `observe`
 once per control period and `update` while a human resets the scene.  It works on arrays over N
-parallel streams (N = 1 on the robot).
+parallel streams (N = 1 on the robot).  The learner is PPO by default, or any already-built PPO
+subclass, such as the PPO-Lagrangian baseline of the paper's Table I.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from torch import nn
 from tqdm import tqdm
 
 from farl_policy.gaussian import GaussianPolicy
-from farl_policy.ppo import PPO, PPOConfig, RolloutBuffer
+from farl_policy.ppo import PPO, PPOConfig
+from farl_policy.ppo_lagrangian import CostRolloutBuffer
 from farl_safety.shield import Shield, Verdict
 
 
@@ -29,13 +31,20 @@ class OnlineFinetuner:
     """Samples task actions, lets the shield filter them, and learns from the outcome with PPO."""
 
     def __init__(self, policy: GaussianPolicy, value: nn.Module, config: PPOConfig, total_updates: int,
-                 shield: Shield | None = None, seed: int = 0) -> None:
+                 shield: Shield | None = None, seed: int = 0, algorithm: PPO | None = None) -> None:
+        """`algorithm`: an already-built learner for `policy` and `value` (e.g. PPOLagrangian);
+        default a plain PPO built from `config`, `total_updates` and `seed`."""
+        if algorithm is not None and (algorithm.policy is not policy or algorithm.value is not value
+                                      or algorithm.config != config):
+            raise ValueError("the algorithm given to OnlineFinetuner must update the same policy, value function "
+                             "and PPO config the fine-tuner is given")
         self.policy = policy
         self.value = value
         self.shield = shield
         self.config = config
-        self.ppo = PPO(policy, value, config, total_updates, seed=seed)
-        self.buffer = RolloutBuffer()
+        self.ppo = PPO(policy, value, config, total_updates, seed=seed) if algorithm is None else algorithm
+        # Keeps s' as well, which a cost critic (PPO-Lagrangian) evaluates; plain PPO ignores it.
+        self.buffer = CostRolloutBuffer()
         self.generator = torch.Generator().manual_seed(seed)
         self._pending: dict[str, np.ndarray] | None = None
 
@@ -63,10 +72,12 @@ class OnlineFinetuner:
         """Outcome of the last `act`; `next_obs` is the true next state (final obs at episode end)."""
         if self._pending is None:
             raise RuntimeError("observe() called without a preceding act()")
+        next_obs = self.policy.spec.check_observation(next_obs)
         with torch.no_grad():
-            next_value = self.value(torch.as_tensor(self.policy.spec.check_observation(next_obs))).numpy()
+            next_value = self.value(torch.as_tensor(next_obs)).numpy()
         self.buffer.add(**self._pending, rew=np.asarray(rew, dtype=np.float32), next_value=next_value,
-                        terminated=terminated, truncated=truncated, cost=np.asarray(cost, dtype=np.float32))
+                        terminated=terminated, truncated=truncated, cost=np.asarray(cost, dtype=np.float32),
+                        next_obs=next_obs)
         self._pending = None
 
     def ready(self) -> bool:

@@ -20,8 +20,9 @@ import torch
 from farl.online import OnlineFinetuner, OnlineResult, run_online
 from farl.tasks import Task
 from farl_core.checkpoint import CheckpointError
+from farl_core.datasets import is_dataset, load_dataset, save_dataset
 from farl_core.metrics import MetricsWriter
-from farl_core.transitions import Transitions
+from farl_core.transitions import DataError, Transitions
 from farl_policy.critics import ValueCritics
 from farl_policy.gaussian import GaussianPolicy
 from farl_policy.ppo import PPOConfig
@@ -30,6 +31,7 @@ from farl_safety.calibration import CalibrationReport, calibrate
 from farl_safety.safety_critic import SafetyCritic, SafetyCriticConfig
 from farl_safety.shield import Shield, ShieldConfig
 from farl_safety.world_model import WorldModel, WorldModelConfig, train_world_model
+from farl_sim.recording import record_failures
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,16 @@ class TrainingConfig:
 
 
 def load_data(paths: list[Path], task: Task) -> Transitions:
-    """Concatenate one or more transition files, each validated against the task spec."""
-    return Transitions.concat([Transitions.load(p, task.spec) for p in paths])
+    """Concatenate Minari dataset folders and/or .npz transition files, each validated against the task spec."""
+    return Transitions.concat([load_dataset(p, task.spec)[0] if is_dataset(p) else Transitions.load(p, task.spec)
+                               for p in paths])
+
+
+def save_data(data: Transitions, path: Path, task: Task, label: str, overwrite: bool = False) -> Path:
+    """Write demonstrations as a Minari dataset folder, or as .npz when `path` ends in .npz."""
+    if path.suffix == ".npz":
+        return data.save(path, overwrite=overwrite)
+    return save_dataset(data, path, task.spec, label, env_id=task.env_id, overwrite=overwrite)
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> Path:
@@ -61,6 +71,23 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
+
+
+def policy_failure_demos(task: Task, policy_dir: Path, noise: float, transitions: int, seed: int,
+                         progress: bool = False) -> Transitions:
+    """Failing episodes of the offline-pretrained task policy with N(0, noise^2) action noise (paper V.A).
+
+    Tries at most max(200, transitions / 5) episodes, so a policy that hardly fails ends with a
+    clear error instead of looping; fewer transitions than asked are returned as they are.
+    """
+    policy = GaussianPolicy.load(policy_dir / "policy", kind="task_policy", spec=task.spec)
+    data = record_failures(task.make_env(), lambda obs: policy.act(obs, deterministic=True)[0], transitions,
+                           np.random.default_rng(seed), task.spec, noise, max_episodes=max(200, transitions // 5),
+                           progress=progress)
+    if len(data) == 0:
+        raise DataError(f"the policy in {policy_dir} never failed with action noise {noise} "
+                        "(raise --noise to provoke failures)")
+    return data
 
 
 def train_policy(kind: str, data: Transitions, task: Task, config: TrainingConfig, out: Path, seed: int,

@@ -52,6 +52,14 @@ class Transitions:
     def subset(self, index: np.ndarray | slice) -> Transitions:
         return Transitions(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
+    @classmethod
+    def empty(cls, spec: TaskSpec) -> Transitions:
+        """Zero transitions laid out for `spec` (what a collector returns when it found nothing)."""
+        vector = {"obs": spec.obs_dim, "next_obs": spec.obs_dim, "act": spec.act_dim}
+        flags = ("terminated", "truncated")
+        return cls(**{f.name: np.zeros((0, vector[f.name]) if f.name in vector else 0,
+                                       dtype=bool if f.name in flags else np.float32) for f in fields(cls)})
+
     @staticmethod
     def concat(parts: list[Transitions]) -> Transitions:
         return Transitions(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])

@@ -4,6 +4,9 @@ The label of a pair (s_t, a_t) is whether the recorded episode hits cost = 1 at 
 t..t+H, the same window Eq. 1 sums over.  The data's behaviour (e.g. noisy exploration) is what
 the label reflects, while C_H imagines the task policy after a_t; on exploration-like data that
 gap is the critic's real operating condition, so it is measured, not hidden.
+
+Any `RiskCritic` can be calibrated: the world-model C_H, or Recovery-RL's Q-risk critic, which
+has no horizon of its own, so its label window must be given.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 
 from farl_core.transitions import DataError, Transitions
-from farl_safety.safety_critic import SafetyCritic
+from farl_safety.shield import RiskCritic
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def critic_scores(critic: SafetyCritic, data: Transitions, batch_size: int = 4096) -> np.ndarray:
+def critic_scores(critic: RiskCritic, data: Transitions, batch_size: int = 4096) -> np.ndarray:
     """C_H of every (obs, act) row of `data`, float32 [N]."""
     data = data.validate(critic.spec, "calibration data")
     out = [critic.risk(torch.as_tensor(data.obs[i:i + batch_size]), torch.as_tensor(data.act[i:i + batch_size]))
@@ -70,18 +73,23 @@ def critic_scores(critic: SafetyCritic, data: Transitions, batch_size: int = 409
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
-def calibrate(critic: SafetyCritic, data: Transitions, target_recall: float = 0.9,
+def calibrate(critic: RiskCritic, data: Transitions, target_recall: float = 0.9,
               horizon: int | None = None) -> CalibrationReport:
     """Largest eps_safe whose alarm C_H > eps_safe catches >= target_recall of the failures.
 
-    Positives are `failure_within_horizon(data, horizon)` (default: the critic's H).  The
+    Positives are `failure_within_horizon(data, horizon)` (default: the critic's H,
+    `critic.config.horizon`; a critic without one, such as QRiskCritic, needs `horizon`).  The
     threshold sits one float32 step below the score of the k-th highest-scoring positive,
     k = ceil(target_recall * n_pos): every pair scoring at least that much is flagged, nothing
     else, which is the highest precision any threshold reaching the recall can have here.
     """
     if not 0.0 < target_recall <= 1.0:
         raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
-    labels = failure_within_horizon(data, critic.config.horizon if horizon is None else horizon)
+    if horizon is None:
+        horizon = getattr(getattr(critic, "config", None), "horizon", None)
+        if horizon is None:
+            raise ValueError(f"{type(critic).__name__} has no horizon of its own: pass the label window `horizon`")
+    labels = failure_within_horizon(data, horizon)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         raise DataError(f"calibration data has {n_pos} pairs followed by a failure and {n_neg} not: both are "

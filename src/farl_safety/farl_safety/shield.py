@@ -5,6 +5,10 @@ For each control step it scores the proposed task action with the H-step safety 
 instead (paper Fig. 2).  It returns the executed action and a verdict per stream, the
 dataclass behind the /farl/safety topic.
 
+Both parts are interfaces, so the paper's ablations (section V.A) plug into the same shield:
+`RiskCritic` is met by the world-model `SafetyCritic` and by Recovery-RL's Q-risk critic
+("Rec-RL"); `RecoveryActor` by the recovery `GaussianPolicy` and by the MPPI planner ("MPPI").
+
 How the task policy learns from a replaced step is the `update_with` option:
   "executed"  train on the recovery action that was actually executed, with its log-probability
               under the task policy: FARL's action correction (paper Theorem 1), the default.
@@ -16,14 +20,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from farl_core.config import param
-from farl_policy.gaussian import GaussianPolicy
-from farl_safety.safety_critic import SafetyCritic
+from farl_core.spec import TaskSpec
+
+
+class RiskCritic(Protocol):
+    """What the shield needs of a safety critic: SafetyCritic (C_H) and QRiskCritic meet it."""
+
+    spec: TaskSpec
+
+    def risk(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Failure risk of each (observation, action) row, [B]; compared with eps_safe."""
+        ...
+
+
+class RecoveryActor(Protocol):
+    """What the shield needs of the recovery side: GaussianPolicy and MPPIPlanner meet it."""
+
+    spec: TaskSpec
+
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic recovery action for each row of a batch of raw observations, [B, act_dim]."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,11 +70,14 @@ class Verdict:
 
 
 class Shield:
-    """Safety critic + frozen recovery policy; a pure function of (obs, proposed action)."""
+    """Safety critic + frozen recovery actor, applied to (obs, proposed action) each control step."""
 
-    def __init__(self, critic: SafetyCritic, recovery: GaussianPolicy, config: ShieldConfig = ShieldConfig()) -> None:
+    def __init__(self, critic: RiskCritic, recovery: RecoveryActor, config: ShieldConfig = ShieldConfig()) -> None:
+        critic.spec.require_same(recovery.spec, "the recovery actor given to the shield")
+        if isinstance(recovery, nn.Module):  # a recovery policy stays frozen online (paper III.A)
+            recovery.requires_grad_(False)
         self.critic = critic
-        self.recovery = recovery.requires_grad_(False)
+        self.recovery = recovery
         self.config = config
 
     @torch.inference_mode()

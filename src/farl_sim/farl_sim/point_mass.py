@@ -22,6 +22,7 @@ import numpy as np
 
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
+from farl_sim.recording import record_episodes
 
 SPEC = TaskSpec(name="BoundedPointMass", observation_names=("x", "y", "vx", "vy"),
                 action_names=("ax", "ay"), action_low=(-1.0, -1.0), action_high=(1.0, 1.0))
@@ -52,9 +53,12 @@ class BoundedPointMassEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        start = (options or {}).get("state")
+        options = options or {}
+        start = options.get("state")
         if start is not None:
             self.state = np.asarray(start, dtype=float).copy()
+        elif options.get("near_failure"):  # where recovery demos start (same option as FailureBench)
+            self.state = near_failure_states(self.np_random, 1, self.geometry)[0]
         else:
             self.state = np.array([self.np_random.uniform(-0.9, -0.7), self.np_random.uniform(-0.10, 0.10), 0.0, 0.0])
         self.steps = 0
@@ -95,28 +99,6 @@ def recovery_action(obs: np.ndarray) -> np.ndarray:
     return np.stack([ax, ay], axis=-1).astype(np.float32)
 
 
-def rollout(env: BoundedPointMassEnv, policy, episodes: int, rng: np.random.Generator,
-            noise: float = 0.0, start_states: list[np.ndarray] | None = None,
-            max_steps: int | None = None) -> Transitions:
-    """Run `policy(obs) -> action` with Gaussian action noise; return the transitions."""
-    rows: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "next_obs", "terminated", "truncated", "cost")}
-    for episode in range(episodes):
-        options = {"state": start_states[episode]} if start_states is not None else None
-        obs, _ = env.reset(seed=int(rng.integers(1 << 31)), options=options)
-        for t in range(max_steps or env.geometry.max_steps):
-            act = np.clip(policy(obs) + noise * rng.standard_normal(2), -1.0, 1.0).astype(np.float32)
-            next_obs, rew, term, trunc, info = env.step(act)
-            last = max_steps is not None and t == max_steps - 1
-            for key, value in (("obs", obs), ("act", act), ("rew", rew), ("next_obs", next_obs),
-                               ("terminated", term), ("truncated", trunc or (last and not term)),
-                               ("cost", info["cost"])):
-                rows[key].append(value)
-            obs = next_obs
-            if term or trunc:
-                break
-    return Transitions(**{k: np.asarray(v) for k, v in rows.items()}).validate(SPEC, "point-mass rollout")
-
-
 def near_failure_states(rng: np.random.Generator, count: int,
                         geometry: PointMassGeometry = PointMassGeometry()) -> list[np.ndarray]:
     """States close to a corridor wall moving towards it: where recovery demos start."""
@@ -138,13 +120,13 @@ def demonstrations(kind: str, count: int, seed: int) -> Transitions:
     rng = np.random.default_rng(seed)
     env = BoundedPointMassEnv()
     if kind == "task":
-        return rollout(env, expert_action, count, rng, noise=0.3)
+        return record_episodes(env, expert_action, count, rng, SPEC, noise=0.3)
     if kind == "recovery":
-        return rollout(env, recovery_action, count, rng, noise=0.1,
-                       start_states=near_failure_states(rng, count), max_steps=15)
+        return record_episodes(env, recovery_action, count, rng, SPEC, noise=0.1,
+                               options=lambda k: {"near_failure": True}, max_steps=15)
     if kind == "failure":
-        return rollout(env, expert_action, count, rng, noise=2.0)
+        return record_episodes(env, expert_action, count, rng, SPEC, noise=2.0)
     raise ValueError(f"unknown demonstration kind '{kind}' (expected task, recovery or failure)")
 
 
-gym.register(id="FARL/BoundedPointMass-v0", entry_point=BoundedPointMassEnv)
+gym.register(id="FARL/BoundedPointMass-v0", entry_point="farl_sim.point_mass:BoundedPointMassEnv")

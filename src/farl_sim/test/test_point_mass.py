@@ -8,12 +8,13 @@ import pytest
 
 from farl_core.spec import SpecError
 from farl_sim.point_mass import (
+    SPEC,
     BoundedPointMassEnv,
     PointMassGeometry,
     demonstrations,
     expert_action,
-    rollout,
 )
+from farl_sim.recording import record_episodes, record_failures
 
 GEOMETRY = PointMassGeometry()
 
@@ -48,7 +49,7 @@ def test_reaching_the_goal_is_success() -> None:
 
 
 def test_expert_succeeds_without_failures() -> None:
-    data = rollout(BoundedPointMassEnv(), expert_action, 20, np.random.default_rng(0))
+    data = record_episodes(BoundedPointMassEnv(), expert_action, 20, np.random.default_rng(0), SPEC)
     episodes = data.episode_slices()
     assert data.cost.sum() == 0
     assert sum(bool(data.terminated[s][-1]) for s in episodes) == 20  # all end by success
@@ -67,3 +68,14 @@ def test_demonstration_roles() -> None:
     assert failure.cost.sum() >= 10  # failure demos contain many failures
     assert np.all(np.abs(recovery.obs[:, 1]) < GEOMETRY.half_width)
     assert max(s.stop - s.start for s in recovery.episode_slices()) <= 15
+
+
+def test_failure_recorder_keeps_only_failing_episodes_up_to_the_budget() -> None:
+    data = record_failures(BoundedPointMassEnv(), expert_action, 300, np.random.default_rng(0), SPEC,
+                           noise=2.0, max_episodes=200)
+    episodes = data.episode_slices()
+    assert len(data) >= 300 and len(data) - (episodes[-1].stop - episodes[-1].start) < 300
+    assert all(data.cost[s].sum() == 1 and data.cost[s][-1] == 1 for s in episodes)  # fails, then ends
+    nothing = record_failures(BoundedPointMassEnv(), expert_action, 100, np.random.default_rng(0), SPEC,
+                              noise=0.0, max_episodes=3)  # the noiseless expert never fails
+    assert len(nothing) == 0 and nothing.obs.shape == (0, SPEC.obs_dim)

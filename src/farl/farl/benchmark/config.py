@@ -1,0 +1,45 @@
+"""Budget and hyper-parameters of a FailureBench run (section `farl_failurebench` of a parameter file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from farl.training import TrainingConfig
+from farl_core.config import param
+from farl_policy.ppo_lagrangian import LagrangianConfig
+from farl_safety.mppi import MPPIConfig
+from farl_safety.recovery_rl import QRiskConfig
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """How much of each demonstration role to generate per task (paper V.A unless marked ours)."""
+
+    task_episodes: int = param(20, ge=1)            # paper: 20 medium-expert trajectories
+    # Ours: the paper's task demos come from BAC; a scripted expert with this action-noise std
+    # gives the same medium-expert quality without training BAC first.
+    task_noise: float = param(0.3, ge=0.0)
+    recovery_episodes: int = param(120, ge=1)       # paper: 120 recovery trajectories
+    recovery_steps: int = param(30, ge=1)           # ours: a recovery clip lasts at most 6 s at 5 Hz
+    recovery_noise: float = param(0.1, ge=0.0)      # ours
+    failure_transitions: int = param(20_000, ge=1)  # paper: 20k-200k failing transitions
+    failure_noise: float = param(0.5, gt=0.0)       # ours: std of the "controlled stochastic noise"
+    # Ours: share of the failure episodes kept out of world-model training and used to pick eps_safe.
+    heldout_fraction: float = param(0.2, gt=0.0, lt=1.0)
+
+
+@dataclass(frozen=True)
+class FailureBenchConfig:
+    """Everything one `farl bench failurebench` grid uses; shipped as config/failurebench.yaml."""
+
+    demos: DemoConfig = field(default_factory=DemoConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    # Both safety critics (world model and Q-risk) get eps_safe for this failure recall on held-out
+    # data, so FARL and Rec-RL are compared at the same operating point.
+    target_recall: float = param(0.9, gt=0.0, le=1.0)
+    eval_episodes: int = param(10, ge=1)    # deterministic episodes scoring a policy before/after
+    expert_episodes: int = param(10, ge=1)  # scripted-expert episodes defining normalised return 100
+    num_envs: int = param(1, ge=1)          # synchronously stepped envs per run
+    recovery_rl: QRiskConfig = field(default_factory=QRiskConfig)          # Rec-RL ablation
+    mppi: MPPIConfig = field(default_factory=MPPIConfig)                   # MPPI ablation (eps_safe: calibrated)
+    ppo_lagrangian: LagrangianConfig = field(default_factory=LagrangianConfig)  # PPO-Lag baseline

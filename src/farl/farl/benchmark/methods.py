@@ -1,0 +1,67 @@
+"""The methods a FailureBench grid compares, each as a recipe for an OnlineFinetuner.
+
+Every method starts from the same pretrained task policy and offline V (the paper's protocol):
+
+  uni-o4   online PPO, no shield (the paper's baseline)
+  farl     shield = world-model C_H (Eq. 1) + pretrained recovery policy (the paper's method)
+  rec-rl   shield = Recovery-RL Q-risk critic (Eq. 15-16) + recovery policy (ablation, Table II)
+  mppi     shield = world-model C_H + MPPI planning on the world model (ablation, Table II)
+  ppo-lag  PPO-Lagrangian on the episode cost, no shield (Table I)
+
+Shielded methods use eps_safe from calibration.json: each critic's threshold for the same target
+failure recall on held-out failures.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from farl.benchmark.config import FailureBenchConfig
+from farl.benchmark.pretrain import load_json
+from farl.online import OnlineFinetuner
+from farl.tasks import Task
+from farl_policy.critics import ValueCritics
+from farl_policy.gaussian import GaussianPolicy
+from farl_policy.ppo_lagrangian import PPOLagrangian
+from farl_safety.mppi import MPPIPlanner
+from farl_safety.recovery_rl import QRiskCritic
+from farl_safety.safety_critic import SafetyCritic
+from farl_safety.shield import RecoveryActor, RiskCritic, Shield, ShieldConfig
+from farl_safety.world_model import WorldModel
+
+METHODS = ("uni-o4", "farl", "rec-rl", "mppi", "ppo-lag")
+
+
+def build_finetuner(method: str, task: Task, root: Path, config: FailureBenchConfig, steps: int,
+                    seed: int) -> OnlineFinetuner:
+    """A fresh fine-tuner for `method` from the pretraining artefacts in `root`."""
+    training = config.training
+    policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=task.spec)
+    value = copy.deepcopy(ValueCritics.load(root / "task_policy" / "critics", spec=task.spec).v)
+    total_updates = max(1, steps // training.ppo.rollout_steps)
+    torch.manual_seed(seed)
+    if method == "ppo-lag":
+        algorithm = PPOLagrangian(policy, value, training.ppo, total_updates, config.ppo_lagrangian, seed=seed)
+        return OnlineFinetuner(policy, value, training.ppo, total_updates, seed=seed, algorithm=algorithm)
+    shield = None if method == "uni-o4" else _shield(method, task, root, config, policy, seed)
+    return OnlineFinetuner(policy, value, training.ppo, total_updates, shield=shield, seed=seed)
+
+
+def _shield(method: str, task: Task, root: Path, config: FailureBenchConfig, policy: GaussianPolicy,
+            seed: int) -> Shield:
+    calibration = load_json(root / "calibration.json")
+    model = WorldModel.load(root / "world_model" / "world_model", spec=task.spec)
+    critic: RiskCritic = SafetyCritic(model, policy, config.training.safety_critic)
+    threshold = calibration["world_model"]["eps_safe"]
+    if method == "rec-rl":
+        critic = QRiskCritic.load(root / "q_risk", spec=task.spec)
+        threshold = calibration["q_risk"]["eps_safe"]
+    recovery: RecoveryActor = GaussianPolicy.load(root / "recovery_policy" / "policy", kind="recovery_policy",
+                                                  spec=task.spec)
+    if method == "mppi":
+        recovery = MPPIPlanner(model, replace(config.mppi, eps_safe=threshold), seed=seed)
+    return Shield(critic, recovery, ShieldConfig(eps_safe=threshold, update_with=config.training.shield.update_with))

@@ -1,0 +1,132 @@
+"""Everything a FailureBench task needs before fine-tuning, built once per task and reused by every run.
+
+Stages, in order, each skipped when its output already exists (so an interrupted grid resumes):
+
+  demos/task, demos/recovery   scripted demonstrations (Minari datasets)
+  task_policy, recovery_policy the offline pipeline (BC ensemble -> IQL -> dynamics -> Uni-O4)
+  demos/failure                failing episodes of the pretrained task policy with action noise
+  world_model                  trained on task demos + the training share of the failure episodes
+  baselines                    the Rec-RL Q-risk critic, trained on the same data
+  calibration.json             eps_safe of each critic for the target recall on held-out failures
+  reference.json               expert return (normalised 100) and the pretrained policy's return
+
+All methods of the grid fine-tune the same pretrained task policy, as in the paper.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from farl.benchmark.config import FailureBenchConfig
+from farl.tasks import Task, get_task
+from farl.training import policy_failure_demos, save_data, train_policy, train_world_model_job, write_json
+from farl_core.datasets import load_dataset
+from farl_core.transitions import Transitions
+from farl_policy.gaussian import GaussianPolicy
+from farl_safety.calibration import calibrate
+from farl_safety.recovery_rl import QRiskCritic, train_q_risk
+from farl_safety.safety_critic import SafetyCritic
+from farl_safety.world_model import WorldModel
+from farl_sim.recording import Controller, record_episodes
+
+EVAL_SEED = 10_000  # evaluation episodes use their own seeds, identical for every method and run
+
+
+def pretrain(task_name: str, root: Path, config: FailureBenchConfig, progress: bool = False) -> Path:
+    """Build (or finish building) the pretraining artefacts of one task under `root`; return `root`."""
+    task = get_task(task_name)
+    demos, training = config.demos, config.training
+    root.mkdir(parents=True, exist_ok=True)
+    _stage(root / "demos" / "task", lambda path: save_data(
+        _scripted(task, "task", demos.task_episodes, demos.task_noise, seed=0), path, task, "task"))
+    _stage(root / "demos" / "recovery", lambda path: save_data(
+        _scripted(task, "recovery", demos.recovery_episodes, demos.recovery_noise, seed=1,
+                  max_steps=demos.recovery_steps), path, task, "recovery"))
+    task_data = load_dataset(root / "demos" / "task", task.spec)[0]
+    _stage(root / "task_policy", lambda path: train_policy(
+        "task_policy", task_data, task, training, path, seed=0, progress=progress))
+    _stage(root / "recovery_policy", lambda path: train_policy(
+        "recovery_policy", load_dataset(root / "demos" / "recovery", task.spec)[0], task, training, path, seed=0,
+        progress=progress))
+    _stage(root / "demos" / "failure", lambda path: save_data(
+        policy_failure_demos(task, root / "task_policy", demos.failure_noise, demos.failure_transitions, seed=2,
+                             progress=progress), path, task, "failure"))
+    fit, heldout = split_episodes(load_dataset(root / "demos" / "failure", task.spec)[0], demos.heldout_fraction)
+    model_data = Transitions.concat([task_data, fit])
+    _stage(root / "world_model", lambda path: train_world_model_job(
+        model_data, task, training, path, seed=0, progress=progress))
+    policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=task.spec)
+    _stage(root / "q_risk", lambda path: train_q_risk(
+        model_data, task.spec, policy, config.recovery_rl, seed=0, progress=progress).save(path))
+    _stage(root / "calibration.json", lambda path: write_json(path, _calibrate(root, task, policy, heldout, config)))
+    _stage(root / "reference.json", lambda path: write_json(path, _references(task, policy, config)))
+    return root
+
+
+def split_episodes(data: Transitions, heldout_fraction: float) -> tuple[Transitions, Transitions]:
+    """(fit, held-out) by whole episodes, the last `heldout_fraction` of them held out (at least one)."""
+    episodes = data.episode_slices()
+    keep = max(1, min(len(episodes) - 1, round(len(episodes) * (1.0 - heldout_fraction))))
+    cut = episodes[keep].start if keep < len(episodes) else len(data)
+    return data.subset(slice(0, cut)), data.subset(slice(cut, len(data)))
+
+
+def evaluate(task: Task, controller_for: Callable[[gym.Env], Controller], episodes: int) -> dict[str, float]:
+    """Mean return and failure rate of a deterministic controller on the evaluation seeds."""
+    env = task.make_env()
+    data = record_episodes(env, controller_for(env), episodes, np.random.default_rng(EVAL_SEED), task.spec)
+    slices = data.episode_slices()
+    return {"return": float(np.mean([data.rew[s].sum() for s in slices])),
+            "failure_rate": float(np.mean([data.cost[s].any() for s in slices])),
+            "episodes": len(slices)}
+
+
+def policy_controller(policy: GaussianPolicy) -> Callable[[gym.Env], Controller]:
+    """The policy's deterministic (mean) action, as a controller for any env instance."""
+    return lambda env: lambda obs: policy.act(obs, deterministic=True)[0]
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _stage(path: Path, build) -> None:
+    """Run `build(path)` unless `path` already exists: the unit of resumption."""
+    if not path.exists():
+        build(path)
+
+
+def _scripted(task: Task, kind: str, episodes: int, noise: float, seed: int, max_steps: int | None = None
+              ) -> Transitions:
+    """Task demos: the scripted expert; recovery demos: the scripted recovery from near-failure starts."""
+    env = task.make_env()
+    if kind == "task":
+        return record_episodes(env, task.expert(env), episodes, np.random.default_rng(seed), task.spec, noise,
+                               desc="task demos")
+    return record_episodes(env, task.recovery(env), episodes, np.random.default_rng(seed), task.spec, noise,
+                           options=lambda k: {"near_failure": True}, max_steps=max_steps, desc="recovery demos")
+
+
+def _calibrate(root: Path, task: Task, policy: GaussianPolicy, heldout: Transitions,
+               config: FailureBenchConfig) -> dict[str, Any]:
+    """eps_safe for the target recall: the world-model critic at its H, Q-risk on the same failure window."""
+    training = config.training
+    model = WorldModel.load(root / "world_model" / "world_model", spec=task.spec)
+    with torch.inference_mode():
+        world_model = calibrate(SafetyCritic(model, policy, training.safety_critic), heldout, config.target_recall)
+        q_risk = calibrate(QRiskCritic.load(root / "q_risk", spec=task.spec), heldout, config.target_recall,
+                           horizon=training.safety_critic.horizon)
+    return {"target_recall": config.target_recall, "world_model": asdict(world_model), "q_risk": asdict(q_risk)}
+
+
+def _references(task: Task, policy: GaussianPolicy, config: FailureBenchConfig) -> dict[str, Any]:
+    return {"expert": evaluate(task, task.expert, config.expert_episodes),
+            "pretrained": evaluate(task, policy_controller(policy), config.eval_episodes)}

@@ -1,0 +1,70 @@
+"""`farl bench failurebench` at a tiny budget: every method runs, files appear, the grid resumes.
+
+Uses the point mass (seconds per run) so the plumbing is tested apart from MetaWorld; a
+FailureBench task at the same budget is exercised in tests/test_failurebench_bench.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from farl import cli
+from farl.benchmark.config import FailureBenchConfig
+from farl.benchmark.grid import run_grid
+from farl.benchmark.methods import METHODS
+from farl_core.config import load_section
+
+CONFIG = Path(__file__).with_name("tiny_failurebench.yaml")
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    code = cli.main(["bench", "failurebench", "--tasks", "point-mass", "--methods", *METHODS, "--seeds", "0",
+                     "--steps", "256", "--jobs", "2", "--out", str(out), "--config", str(CONFIG)])
+    assert code == 0
+    return out
+
+
+def test_every_method_runs_and_the_report_is_written(grid: Path) -> None:
+    rows = list(csv.DictReader((grid / "results.csv").open()))
+    assert sorted(r["method"] for r in rows) == sorted(METHODS)
+    for row in rows:
+        assert int(row["episodes"]) > 0 and 0 <= int(row["failure_episodes"]) <= int(row["episodes"])
+        assert float(row["expert_return"]) > 0
+    summary = json.loads((grid / "summary.json").read_text())
+    assert set(summary["point-mass"]) == set(METHODS)
+    assert "failure_change_vs_uni_o4_pct" in summary["point-mass"]["farl"]
+    tables = (grid / "tables.md").read_text()
+    assert "Failure episodes during fine-tuning" in tables and "| point-mass |" in tables
+    for plot in ("failures_vs_steps.png", "return_vs_steps.png"):
+        assert (grid / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pretrain = grid / "point-mass" / "pretrain"
+    calibration = json.loads((pretrain / "calibration.json").read_text())
+    assert calibration["world_model"]["recall"] >= 0.9 and calibration["q_risk"]["recall"] >= 0.9
+    for dataset in ("task", "recovery", "failure"):
+        assert (pretrain / "demos" / dataset / "data" / "metadata.json").is_file()
+    shielded = {r["method"]: int(r["overrides"]) for r in rows}
+    assert shielded["uni-o4"] == 0 and shielded["ppo-lag"] == 0
+
+
+def test_finished_runs_are_not_redone_and_settings_are_pinned(grid: Path) -> None:
+    summary = grid / "point-mass" / "farl" / "seed0" / "summary.json"
+    before = summary.stat().st_mtime_ns
+    config = load_section(CONFIG, "farl_failurebench", FailureBenchConfig)
+    runs = run_grid(["point-mass"], ["farl"], [0], 256, grid, config, jobs=1, progress=False)
+    assert summary.stat().st_mtime_ns == before and runs[0]["method"] == "farl"
+    code = cli.main(["bench", "failurebench", "--tasks", "point-mass", "--methods", "farl", "--seeds", "0",
+                     "--steps", "512", "--out", str(grid), "--config", str(CONFIG)])
+    assert code == 2  # other --steps: refused with a one-line error, nothing overwritten
+    assert summary.stat().st_mtime_ns == before
+
+
+def test_unknown_method_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    code = cli.main(["bench", "failurebench", "--tasks", "point-mass", "--methods", "sac", "--out", str(tmp_path),
+                     "--config", str(CONFIG)])
+    assert code == 2 and "unknown method(s) sac" in capsys.readouterr().err
