@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The README's main command: setup (idempotent), then the main job on the embedded simulation.
-# Until the FailureBench job lands this reports what the machine can run.
+# The README's main command: the paper in miniature on the embedded simulation.
+# Setup (idempotent), then on FailureBench Bounded Soccer: scripted task and recovery demos (Minari),
+# offline pretraining, failure demos from the pretrained policy, world model, calibration, and
+# online fine-tuning of FARL and Uni-O4 side by side from the same policy and seed. Prints the
+# comparison table and the plots' paths. Re-running resumes (finished stages are kept); pass
+# --out DIR for a fresh run, or any other `farl bench failurebench` option.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export MUJOCO_GL=${MUJOCO_GL:-osmesa}
-exec .venv/bin/farl doctor "$@"
+exec .venv/bin/farl bench failurebench --tasks bounded-soccer --methods uni-o4 farl --seeds 0 \
+    --steps 8192 --jobs 2 --out runs/demo "$@"

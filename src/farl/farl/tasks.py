@@ -1,37 +1,72 @@
-"""Tasks the CLI can train and fine-tune on: name -> (spec, environment factory, demo generator).
+"""Tasks the CLI can train, fine-tune and benchmark on: the point mass and the four FailureBench tasks.
 
-FailureBench and the Franka scenes register here as they land; every entry is a gymnasium env
-whose `info` carries `cost`, `ir_failure` and `success`.
+Each entry is a gymnasium env whose `info` carries `cost`, `ir_failure` and `success`, with its
+task spec, scripted expert and scripted recovery controller.  The Franka scenes register here as
+they land.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import gymnasium as gym
+import numpy as np
 
 from farl_core.errors import FarlError
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
-from farl_sim import point_mass
-from farl_sim.recording import Controller
+from farl_sim import failurebench, point_mass
+from farl_sim.recording import Controller, record_episodes
 
 
 @dataclass(frozen=True)
 class Task:
     spec: TaskSpec
     make_env: Callable[[], gym.Env]
-    demonstrations: Callable[[str, int, int], Transitions]  # (kind, count, seed) -> scripted demos
     env_id: str  # registered gymnasium id, recorded in Minari datasets
     expert: Callable[[gym.Env], Controller]    # scripted expert for an env instance (normalised return 100)
     recovery: Callable[[gym.Env], Controller]  # scripted recovery, run from reset(options={"near_failure": True})
+    # The task's own demo generator (kind, count, seed), when it has one beyond `scripted`.
+    custom_demonstrations: Callable[[str, int, int], Transitions] | None = None
+
+    def scripted(self, kind: str, episodes: int, seed: int, noise: float, max_steps: int | None = None,
+                 progress: bool = False) -> Transitions:
+        """Task demos: the noisy scripted expert; recovery demos: scripted recovery from near-failure starts."""
+        env = self.make_env()
+        rng = np.random.default_rng(seed)
+        if kind == "task":
+            return record_episodes(env, self.expert(env), episodes, rng, self.spec, noise, progress=progress,
+                                   desc="task demos")
+        if kind == "recovery":
+            return record_episodes(env, self.recovery(env), episodes, rng, self.spec, noise,
+                                   options=lambda k: {"near_failure": True}, max_steps=max_steps,
+                                   progress=progress, desc="recovery demos")
+        raise FarlError(f"{self.spec.name} has no scripted {kind} demos: failure demos come from the pretrained "
+                        "task policy (`farl demos failure --policy RUN_DIR`)")
+
+    def demonstrations(self, kind: str, count: int, seed: int) -> Transitions:
+        """`farl demos` without --policy: the task's own generator, else `scripted` at paper-style defaults
+        (task demos: expert + N(0, 0.3^2) noise, medium-expert quality; recovery clips of at most 30 steps)."""
+        if self.custom_demonstrations is not None:
+            return self.custom_demonstrations(kind, count, seed)
+        noise, max_steps = (0.3, None) if kind == "task" else (0.1, 30)
+        return self.scripted(kind, count, seed, noise, max_steps, progress=True)
+
+
+def _with_env(controller: Callable[[gym.Env, np.ndarray], np.ndarray]) -> Callable[[gym.Env], Controller]:
+    """FailureBench controllers read the env (object geometry); bind one to an env instance."""
+    return lambda env: lambda obs: controller(env, obs)
 
 
 TASKS: dict[str, Task] = {
-    "point-mass": Task(point_mass.SPEC, point_mass.BoundedPointMassEnv, point_mass.demonstrations,
-                       "FARL/BoundedPointMass-v0", lambda env: point_mass.expert_action,
-                       lambda env: point_mass.recovery_action),
+    "point-mass": Task(point_mass.SPEC, point_mass.BoundedPointMassEnv, "FARL/BoundedPointMass-v0",
+                       lambda env: point_mass.expert_action, lambda env: point_mass.recovery_action,
+                       point_mass.demonstrations),
+    **{name: Task(bench.spec, partial(gym.make, bench.gym_id), bench.gym_id, _with_env(failurebench.expert_action),
+                  _with_env(failurebench.recovery_action))
+       for name, bench in failurebench.TASKS.items()},
 }
 
 

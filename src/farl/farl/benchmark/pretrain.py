@@ -46,10 +46,10 @@ def pretrain(task_name: str, root: Path, config: FailureBenchConfig, progress: b
     demos, training = config.demos, config.training
     root.mkdir(parents=True, exist_ok=True)
     _stage(root / "demos" / "task", lambda path: save_data(
-        _scripted(task, "task", demos.task_episodes, demos.task_noise, seed=0), path, task, "task"))
+        task.scripted("task", demos.task_episodes, 0, demos.task_noise, progress=progress), path, task, "task"))
     _stage(root / "demos" / "recovery", lambda path: save_data(
-        _scripted(task, "recovery", demos.recovery_episodes, demos.recovery_noise, seed=1,
-                  max_steps=demos.recovery_steps), path, task, "recovery"))
+        task.scripted("recovery", demos.recovery_episodes, 1, demos.recovery_noise, demos.recovery_steps,
+                      progress=progress), path, task, "recovery"))
     task_data = load_dataset(root / "demos" / "task", task.spec)[0]
     _stage(root / "task_policy", lambda path: train_policy(
         "task_policy", task_data, task, training, path, seed=0, progress=progress))
@@ -102,17 +102,6 @@ def _stage(path: Path, build) -> None:
     """Run `build(path)` unless `path` already exists: the unit of resumption."""
     if not path.exists():
         build(path)
-
-
-def _scripted(task: Task, kind: str, episodes: int, noise: float, seed: int, max_steps: int | None = None
-              ) -> Transitions:
-    """Task demos: the scripted expert; recovery demos: the scripted recovery from near-failure starts."""
-    env = task.make_env()
-    if kind == "task":
-        return record_episodes(env, task.expert(env), episodes, np.random.default_rng(seed), task.spec, noise,
-                               desc="task demos")
-    return record_episodes(env, task.recovery(env), episodes, np.random.default_rng(seed), task.spec, noise,
-                           options=lambda k: {"near_failure": True}, max_steps=max_steps, desc="recovery demos")
 
 
 def _calibrate(root: Path, task: Task, policy: GaussianPolicy, heldout: Transitions,

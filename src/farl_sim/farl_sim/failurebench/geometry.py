@@ -1,0 +1,122 @@
+"""FailureBench geometry: every number that decides an IR failure, a near-failure start or a detour.
+
+The paper names the four tasks and what counts as an IR failure, but gives no numbers; these are
+ours, chosen from MetaWorld v3's sampling ranges (metres, world frame of the Sawyer table, x to
+the robot's right, y away from the robot, z up; the table top is z = 0):
+
+  push-v3 / push-wall-v3 / soccer-v3 sample the object in x in [-0.1, 0.1] (push-wall: +-0.05),
+  y in [0.60, 0.70] (push-wall: [0.60, 0.65]) and the goal in x in [-0.1, 0.1] (+-0.05),
+  y in [0.80, 0.90] (push-wall: [0.85, 0.90]), at least 0.15 apart.
+
+Bounded Push: the puck centre must stay in x in [-0.18, 0.18], y in [0.52, 0.96]: 8 cm beyond
+  the sampling ranges sideways and towards the robot, 6 cm beyond the farthest goal.  MetaWorld's
+  scripted expert stays inside over 20 seeds (it reaches |x| <= 0.12, y <= 0.925).
+Bounded Soccer: the ball centre must stay in x in [-0.22, 0.22], y in [0.50, 0.95], unless it is
+  in the goal mouth (|x - goal_x| <= 0.10, goal_y - 0.08 <= y <= goal_y + 0.06), which reaches
+  past y = 0.95 for the farthest goals.  The ball has no rolling friction in MetaWorld (condim 3),
+  so a kick rolls on until something stops it: that is what makes this task failure-prone.
+Fragile Push Wall: any MuJoCo contact between the block (objGeom) and a geom of the wall body is
+  an IR failure.  The wall is MetaWorld's: a box centred at (0.10, 0.75, 0.06) with half sizes
+  (0.12, 0.01, 0.06), so it spans x in [-0.02, 0.22], y in [0.74, 0.76].
+Obstructed Push: a vase (cylinder, radius 2.5 cm, 10 cm tall: taller than the bottom of the
+  Sawyer hand, 8.7 cm, when the fingers hold the puck) stands on the segment from the puck start
+  to the goal, at its midpoint, shifted sideways by U(-2, 2) cm, so the straight push is always
+  blocked (puck radius + vase radius = 4.5 cm).  Puck and goal are resampled until they are at
+  least 0.22 apart, which leaves room to grasp the puck and to stop at the goal beside the vase.
+  Any contact of the vase (with the robot or the puck) is an IR failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_MAX_EPISODE_STEPS = 200
+"""Our time limit (MetaWorld uses 500): the scripted experts succeed within 120 steps."""
+
+GRASP_HEIGHT = 0.035
+"""Hand-body height above the object centre at which the open fingers straddle the object."""
+
+GRASP_REACH_Y = 0.78
+"""Farthest y at which the Sawyer can lower its hand to grasp height (measured: 1.4 cm short at
+y = 0.80, 3 cm at y = 0.85), so near-failure grasp poses are sampled at or below it."""
+
+
+@dataclass(frozen=True)
+class Rect:
+    """An axis-aligned rectangle in the table plane."""
+
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+
+    @property
+    def centre(self) -> np.ndarray:
+        return np.array([(self.x_min + self.x_max) / 2.0, (self.y_min + self.y_max) / 2.0])
+
+    def contains(self, xy: np.ndarray) -> bool:
+        return bool(self.x_min <= xy[0] <= self.x_max and self.y_min <= xy[1] <= self.y_max)
+
+    def inside_distance(self, xy: np.ndarray) -> float:
+        """Distance to the nearest edge: positive inside, negative outside (metres)."""
+        return float(min(xy[0] - self.x_min, self.x_max - xy[0], xy[1] - self.y_min, self.y_max - xy[1]))
+
+    def closest_point(self, xy: np.ndarray) -> np.ndarray:
+        return np.array([np.clip(xy[0], self.x_min, self.x_max), np.clip(xy[1], self.y_min, self.y_max)])
+
+
+BOUNDED_PUSH_REGION = Rect(x_min=-0.18, x_max=0.18, y_min=0.52, y_max=0.96)
+BOUNDED_SOCCER_REGION = Rect(x_min=-0.22, x_max=0.22, y_min=0.50, y_max=0.95)
+
+
+@dataclass(frozen=True)
+class GoalMouth:
+    """Where the ball may leave the soccer region: the goal, relative to its centre (metres)."""
+
+    half_width: float = 0.10
+    before: float = 0.08
+    behind: float = 0.06
+
+    def contains(self, xy: np.ndarray, goal_xy: np.ndarray) -> bool:
+        return bool(abs(xy[0] - goal_xy[0]) <= self.half_width
+                    and goal_xy[1] - self.before <= xy[1] <= goal_xy[1] + self.behind)
+
+
+SOCCER_GOAL_MOUTH = GoalMouth()
+
+WALL_CENTRE = (0.10, 0.75)
+WALL_HALF_SIZE = (0.12, 0.01)
+WALL_RECT = Rect(x_min=WALL_CENTRE[0] - WALL_HALF_SIZE[0], x_max=WALL_CENTRE[0] + WALL_HALF_SIZE[0],
+                 y_min=WALL_CENTRE[1] - WALL_HALF_SIZE[1], y_max=WALL_CENTRE[1] + WALL_HALF_SIZE[1])
+"""MetaWorld's push-wall wall footprint (sawyer_push_wall_v3.xml), used to sample and leave near-wall states."""
+
+
+@dataclass(frozen=True)
+class VaseGeometry:
+    """The Obstructed Push vase and where it is placed."""
+
+    radius: float = 0.025
+    half_height: float = 0.05
+    max_lateral_offset: float = 0.02
+    min_puck_goal_distance: float = 0.22
+
+
+VASE = VaseGeometry()
+
+
+@dataclass(frozen=True)
+class NearFailure:
+    """How close to an IR failure a near-failure start is (metres, m/s); see near_failure.py."""
+
+    boundary_gap: tuple[float, float] = (0.01, 0.04)          # puck centre inside the push region edge
+    soccer_gap: tuple[float, float] = (0.03, 0.06)            # ball centre inside the soccer region edge
+    soccer_speed: tuple[float, float] = (0.0, 0.05)           # ball rolling outward
+    soccer_hand_offset: float = 0.07                          # hand behind the ball, on the inner side
+    wall_gap: tuple[float, float] = (0.015, 0.04)             # block surface to wall face
+    vase_gap: tuple[float, float] = (0.01, 0.03)              # closest robot/puck geom to the vase surface
+    vase_approach_half_angle: float = np.deg2rad(75.0)        # around the direction to the puck start
+
+
+NEAR_FAILURE = NearFailure()
