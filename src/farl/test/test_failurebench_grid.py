@@ -1,7 +1,7 @@
 """`farl bench failurebench` at a tiny budget: every method runs, files appear, the grid resumes.
 
-Uses the point mass (seconds per run) so the plumbing is tested apart from MetaWorld; a
-FailureBench task at the same budget is exercised in tests/test_failurebench_bench.py.
+Uses the point mass (seconds per run) so the plumbing is tested apart from MetaWorld; the
+FailureBench envs themselves are tested in src/farl_sim/test/test_failurebench.py.
 """
 
 from __future__ import annotations
