@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-export MUJOCO_GL=${MUJOCO_GL:-osmesa}
+# EGL, not osmesa: with MUJOCO_GL=osmesa, importing MetaWorld next to torch segfaults the process
+# (seen in torch optimiser set-up); Mesa EGL renders offscreen on CPU machines too.
+export MUJOCO_GL=${MUJOCO_GL:-egl}
 exec .venv/bin/farl bench failurebench --tasks bounded-soccer --methods uni-o4 farl --seeds 0 \
     --steps 8192 --jobs 2 --out runs/demo "$@"
