@@ -28,6 +28,7 @@ class Task:
     env_id: str  # registered gymnasium id, recorded in Minari datasets
     expert: Callable[[gym.Env], Controller]    # scripted expert for an env instance (normalised return 100)
     recovery: Callable[[gym.Env], Controller]  # scripted recovery, run from reset(options={"near_failure": True})
+    failure: Callable[[gym.Env], Controller]   # guided failure: takes over part of the failure-demo episodes
     # The task's own demo generator (kind, count, seed), when it has one beyond `scripted`.
     custom_demonstrations: Callable[[str, int, int], Transitions] | None = None
 
@@ -63,9 +64,9 @@ def _with_env(controller: Callable[[gym.Env, np.ndarray], np.ndarray]) -> Callab
 TASKS: dict[str, Task] = {
     "point-mass": Task(point_mass.SPEC, point_mass.BoundedPointMassEnv, "FARL/BoundedPointMass-v0",
                        lambda env: point_mass.expert_action, lambda env: point_mass.recovery_action,
-                       point_mass.demonstrations),
+                       lambda env: point_mass.failure_action, point_mass.demonstrations),
     **{name: Task(bench.spec, partial(gym.make, bench.gym_id), bench.gym_id, _with_env(failurebench.expert_action),
-                  _with_env(failurebench.recovery_action))
+                  _with_env(failurebench.recovery_action), _with_env(failurebench.failure_action))
        for name, bench in failurebench.TASKS.items()},
 }
 

@@ -75,15 +75,17 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def policy_failure_demos(task: Task, policy_dir: Path, noise: float, transitions: int, seed: int,
                          progress: bool = False) -> Transitions:
-    """Failing episodes of the offline-pretrained task policy with N(0, noise^2) action noise (paper V.A).
+    """Failing episodes of the offline-pretrained task policy with N(0, noise^2) action noise (paper V.A);
+    half of the episodes hand over to the task's guided-failure controller part-way (record_failures).
 
     Tries at most max(200, transitions / 5) episodes, so a policy that hardly fails ends with a
     clear error instead of looping; fewer transitions than asked are returned as they are.
     """
     policy = GaussianPolicy.load(policy_dir / "policy", kind="task_policy", spec=task.spec)
-    data = record_failures(task.make_env(), lambda obs: policy.act(obs, deterministic=True)[0], transitions,
+    env = task.make_env()
+    data = record_failures(env, lambda obs: policy.act(obs, deterministic=True)[0], transitions,
                            np.random.default_rng(seed), task.spec, noise, max_episodes=max(200, transitions // 5),
-                           progress=progress)
+                           guide=task.failure(env), progress=progress)
     if len(data) == 0:
         raise DataError(f"the policy in {policy_dir} never failed with action noise {noise} "
                         "(raise --noise to provoke failures)")

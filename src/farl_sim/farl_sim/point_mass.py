@@ -91,6 +91,13 @@ def expert_action(obs: np.ndarray, geometry: PointMassGeometry = PointMassGeomet
     return np.clip(2.0 * error - 1.0 * obs[..., 2:], -1.0, 1.0).astype(np.float32)
 
 
+def failure_action(obs: np.ndarray) -> np.ndarray:
+    """Guided failure (failure demos): keep heading for the goal while drifting out of the corridor's nearer side."""
+    obs = np.asarray(obs, dtype=float)
+    ay = np.where(obs[..., 1] >= 0.0, 1.0, -1.0)
+    return np.stack([np.ones_like(ay), ay], axis=-1).astype(np.float32)
+
+
 def recovery_action(obs: np.ndarray) -> np.ndarray:
     """Scripted recovery: brake lateral motion and steer back to the corridor centre line."""
     obs = np.asarray(obs, dtype=float)

@@ -21,20 +21,18 @@ FIELDS = ("obs", "act", "rew", "next_obs", "terminated", "truncated", "cost")
 
 
 def record_episode(env: gym.Env, controller: Controller, rng: np.random.Generator, noise: float = 0.0,
-                   options: dict | None = None, max_steps: int | None = None, bias: float = 0.0) -> Transitions:
+                   options: dict | None = None, max_steps: int | None = None) -> Transitions:
     """One episode of `controller(obs) -> action` plus N(0, noise^2) action noise per step.
 
-    `bias` adds a second, persistent perturbation: one N(0, bias^2) offset drawn per episode and
-    held for all its steps.  `max_steps` cuts the episode short (marked truncated), e.g. for short
+    `max_steps` cuts the episode short (marked truncated), e.g. for short
     recovery demos; the env's own time limit applies otherwise.
     """
     low, high = env.action_space.low, env.action_space.high
     rows: dict[str, list] = {k: [] for k in FIELDS}
     obs, _ = env.reset(seed=int(rng.integers(1 << 31)), options=options)
-    offset = bias * rng.standard_normal(low.shape) if bias > 0 else 0.0
     t = 0
     while True:
-        act = np.clip(controller(obs) + offset + noise * rng.standard_normal(low.shape), low, high
+        act = np.clip(controller(obs) + noise * rng.standard_normal(low.shape), low, high
                       ).astype(np.float32)
         next_obs, rew, term, trunc, info = env.step(act)
         t += 1
@@ -56,22 +54,26 @@ def record_episodes(env: gym.Env, controller: Controller, episodes: int, rng: np
 
 
 def record_failures(env: gym.Env, controller: Controller, transitions: int, rng: np.random.Generator,
-                    spec: TaskSpec, noise: float, max_episodes: int, progress: bool = False) -> Transitions:
+                    spec: TaskSpec, noise: float, max_episodes: int, guide: Controller | None = None,
+                    guide_fraction: float = 0.5, handover_within: int = 100, progress: bool = False) -> Transitions:
     """Failing episodes of a noisy controller until `transitions` are collected (paper V.A).
 
     The paper simulates online exploration by adding controlled noise to the offline-pretrained
     policy and keeps the failing trajectories, so the world model sees the failures fine-tuning
-    will actually meet.  The noise is per-step N(0, noise^2) plus an episode-long offset of the
-    same std: on FailureBench, white noise alone averages out (the noisy expert at std 1.0 failed
-    1 of 50 Bounded Push and 0 of 50 Fragile Push Wall episodes), while a persistent drift, like a
-    policy update gone wrong, carries the grasped object over the boundary or into the wall.
-    Stops after `max_episodes` tries even if short of `transitions`, so a policy that hardly ever
-    fails cannot loop forever; the caller reports the shortfall.
+    will actually meet.  White noise alone rarely fails a grasping policy (the scripted expert at
+    std 0.3 failed 0 of 30 Fragile Push Wall episodes: the held block follows the hand's mean
+    path), so with a `guide` (the task's guided-failure controller, like the operator who "guides
+    the robot into various failure states" in the paper's real-robot section) a `guide_fraction`
+    of the episodes hand over from the policy to the guide at a step drawn uniformly from the
+    first `handover_within` (default: half FailureBench's time limit): the failure then starts
+    from a state the policy itself reached.  Stops after `max_episodes` tries even if
+    short of `transitions`, so a policy that hardly ever fails cannot loop forever.
     """
     parts, total = [], 0
     bar = tqdm(total=transitions, desc="failure demos", unit="step", disable=not progress)
     for _ in range(max_episodes):
-        episode = record_episode(env, controller, rng, noise, bias=noise)
+        handover = int(rng.integers(handover_within)) if guide is not None and rng.random() < guide_fraction else None
+        episode = record_episode(env, _handing_over(controller, guide, handover), rng, noise)
         if episode.cost.any():
             parts.append(episode)
             total += len(episode)
@@ -82,3 +84,11 @@ def record_failures(env: gym.Env, controller: Controller, transitions: int, rng:
     if not parts:
         return Transitions.empty(spec)
     return Transitions.concat(parts).validate(spec, "failure demos")
+
+
+def _handing_over(controller: Controller, guide: Controller | None, handover: int | None) -> Controller:
+    """`controller` for the first `handover` calls, `guide` after (just `controller` when handover is None)."""
+    if handover is None or guide is None:
+        return controller
+    calls = iter(range(1 << 30))
+    return lambda obs: controller(obs) if next(calls) < handover else guide(obs)

@@ -11,6 +11,7 @@ from farl_sim.failurebench import (
     TASKS,
     FailureBenchEnv,
     expert_action,
+    failure_action,
     get_task,
     noisy_expert_action,
     recovery_action,
@@ -133,7 +134,7 @@ def test_boundary_failure_fires_exactly_outside_the_region(envs: dict[str, Failu
     env = envs[name]
     env.reset(seed=2)
     z = env.object_position[2]
-    edges = [(region.x_min, 0.62), (region.x_max, 0.62), (0.0, region.y_min), (-0.15, region.y_max)]
+    edges = [(region.x_min, 0.62), (region.x_max, 0.62), (0.0, region.y_min), (region.x_min + 0.05, region.y_max)]
     for (x, y), outward in zip(edges, ([-1, 0], [1, 0], [0, -1], [0, 1]), strict=True):
         for offset, expected in ((-0.005, False), (0.005, True)):
             xy = np.array([x, y]) + offset * np.asarray(outward)
@@ -158,7 +159,7 @@ def test_soccer_ball_may_leave_the_region_only_into_the_goal(envs: dict[str, Fai
     assert env.in_failure()
 
 
-def test_wall_geometry_constants_match_metaworld(envs: dict[str, FailureBenchEnv]) -> None:
+def test_wall_geometry_constants_match_the_model(envs: dict[str, FailureBenchEnv]) -> None:
     model = envs["fragile-push-wall"].metaworld.model
     body = model.body("wall")
     np.testing.assert_allclose(body.pos[:2], WALL_CENTRE)
@@ -264,6 +265,22 @@ def test_near_failure_start_is_close_but_not_failed_and_recovery_backs_off(envs:
                 break
         recovered += not terminated and env.failure_margin() > start + 0.03
     assert recovered >= 3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_guided_failure_reaches_the_failure_region(envs: dict[str, FailureBenchEnv], name: str) -> None:
+    """The failure-demo guide (taking over from the expert part-way) ends most episodes in an IR failure."""
+    env = envs[name]
+    failed = 0
+    for seed in range(4):
+        obs, _ = env.reset(seed=200 + seed)
+        for t in range(200):
+            controller = expert_action if t < 10 * seed else failure_action
+            obs, _, terminated, _, info = env.step(controller(env, obs))
+            if terminated:
+                break
+        failed += info["ir_failure"]
+    assert failed >= 3
 
 
 def test_noisy_expert_is_seeded_and_bounded(envs: dict[str, FailureBenchEnv]) -> None:

@@ -13,6 +13,7 @@ from farl_sim.point_mass import (
     PointMassGeometry,
     demonstrations,
     expert_action,
+    failure_action,
 )
 from farl_sim.recording import record_episodes, record_failures
 
@@ -79,3 +80,14 @@ def test_failure_recorder_keeps_only_failing_episodes_up_to_the_budget() -> None
     nothing = record_failures(BoundedPointMassEnv(), expert_action, 100, np.random.default_rng(0), SPEC,
                               noise=0.0, max_episodes=3)  # the noiseless expert never fails
     assert len(nothing) == 0 and nothing.obs.shape == (0, SPEC.obs_dim)
+
+
+def test_failure_recorder_hands_over_to_the_guide() -> None:
+    """With a guide, failures come even from a controller that never fails; each starts on its path."""
+    data = record_failures(BoundedPointMassEnv(), expert_action, 200, np.random.default_rng(0), SPEC, noise=0.0,
+                           max_episodes=50, guide=failure_action, guide_fraction=1.0, handover_within=20)
+    episodes = data.episode_slices()
+    assert len(data) >= 200 and all(data.cost[s][-1] == 1 for s in episodes)
+    handed_over = [int(np.argmax(np.any(np.abs(data.act[s] - expert_action(data.obs[s])) > 1e-6, axis=1)))
+                   for s in episodes]
+    assert len(set(handed_over)) > 1 and max(handed_over) < 20  # drawn per episode, within the window

@@ -13,7 +13,7 @@ Short names for configs and the CLI: TASKS / SPECS keys "bounded-push", "bounded
 import gymnasium as gym
 
 from farl_sim.failurebench.env import FailureBenchEnv
-from farl_sim.failurebench.experts import expert_action, noisy_expert_action, recovery_action
+from farl_sim.failurebench.experts import expert_action, failure_action, noisy_expert_action, recovery_action
 from farl_sim.failurebench.geometry import DEFAULT_MAX_EPISODE_STEPS
 from farl_sim.failurebench.registry import SPECS, TASKS, FailureBenchTask, get_task
 
@@ -23,5 +23,5 @@ for _task in TASKS.values():
                      kwargs={"task": _task.name, "max_episode_steps": None},
                      max_episode_steps=DEFAULT_MAX_EPISODE_STEPS)
 
-__all__ = ["SPECS", "TASKS", "FailureBenchEnv", "FailureBenchTask", "expert_action", "get_task",
+__all__ = ["SPECS", "TASKS", "FailureBenchEnv", "FailureBenchTask", "expert_action", "failure_action", "get_task",
            "noisy_expert_action", "recovery_action"]

@@ -10,7 +10,11 @@ recovery_action: grasp the object and carry it to a safe point, from wherever ha
   with the fingers open, close, carry.  Safe points: the region centre (Bounded Push and
   Soccer; the ball never stops rolling, so it is caught rather than kicked back), 10 cm off the
   nearest wall point (Fragile Push Wall), 14 cm from the vase on the object's side (Obstructed Push).
-Both are functions of the observation only (the env just names the task), so they can be
+failure_action: the "guided failure" of the paper's failure demos (VI.C: the operator guides the
+  robot into failure states): grasp the object and drag it to 5 cm past the nearest boundary
+  edge, into the wall's free end, or 5 cm past the vase centre (a held object stops short of a
+  plain target).
+All three are functions of the observation only (the env just names the task), so they can be
 queried on any state, e.g. with action noise added, and stay reproducible.
 """
 
@@ -24,7 +28,7 @@ from metaworld.policies import SawyerPushV3Policy, SawyerPushWallV3Policy, Sawye
 from metaworld.policies.policy import Policy
 
 from farl_sim.failurebench.env import FailureBenchEnv
-from farl_sim.failurebench.geometry import BOUNDED_PUSH_REGION, BOUNDED_SOCCER_REGION, WALL_RECT
+from farl_sim.failurebench.geometry import BOUNDED_PUSH_REGION, BOUNDED_SOCCER_REGION, WALL_RECT, Rect
 
 _METAWORLD_EXPERTS: dict[str, Policy] = {
     "bounded-push": SawyerPushV3Policy(),
@@ -43,6 +47,7 @@ _RECOVERY_CLEARANCE = 0.10    # fingertips clear the puck, the block and the bal
 _DETOUR_LATERAL = 0.12        # distance of the detour path from the vase-goal line
 _DETOUR_ALONG = 0.06          # detour starts/ends this far before/after the vase
 _WALL_RETREAT = 0.10
+_OVERSHOOT = 0.05             # failure_action's target beyond the boundary or hazard
 _VASE_RETREAT = 0.14
 
 
@@ -84,6 +89,44 @@ def recovery_action(env: gym.Env, obs: np.ndarray) -> np.ndarray:
                       _RECOVERY_CLEARANCE, _GRIP)
     vase = np.asarray(obs[11:13], dtype=float)
     return _carry(obs, vase + _VASE_RETREAT * _unit(obj - vase, np.array([0.0, -1.0])), _RECOVERY_CLEARANCE, _GRIP)
+
+
+def failure_action(env: gym.Env, obs: np.ndarray) -> np.ndarray:
+    """Drag the object into the task's failure region (module docstring): one way to fail per state."""
+    name = _base(env).task.name
+    obj = np.asarray(obs[4:6], dtype=float)
+    if name in ("bounded-push", "bounded-soccer"):
+        region = BOUNDED_PUSH_REGION if name == "bounded-push" else BOUNDED_SOCCER_REGION
+        return _carry(obs, _beyond_nearest_side(region, obj), _RECOVERY_CLEARANCE,
+                      _GRIP if name == "bounded-push" else _BALL_GRIP)
+    if name == "fragile-push-wall":
+        return _carry(obs, _into_wall_end(obj), _RECOVERY_CLEARANCE, _GRIP)
+    vase = np.asarray(obs[11:13], dtype=float)
+    return _carry(obs, vase + _OVERSHOOT * _unit(vase - obj, np.array([0.0, 1.0])), _RECOVERY_CLEARANCE, _GRIP)
+
+
+def _into_wall_end(obj: np.ndarray) -> np.ndarray:
+    """Beside the wall's free (left) end, then sideways into it.
+
+    The Sawyer's fingers close along y, so a finger shields the block's faces towards and away from
+    the robot: dragged straight at the wall's long face, the finger stops 1 cm short (measured).
+    The block's side faces are bare, so it is driven into the wall's end face along x.
+    """
+    end = np.array([WALL_RECT.x_min, WALL_RECT.centre[1]])
+    if abs(obj[1] - end[1]) > 0.015:
+        return end - np.array([_OVERSHOOT, 0.0])
+    return end + np.array([_OVERSHOOT, 0.0])
+
+
+def _beyond_nearest_side(region: Rect, xy: np.ndarray) -> np.ndarray:
+    """_OVERSHOOT outside the nearest of the region's left, right and near (robot-side) edges.
+
+    The far edge is left out: in Bounded Soccer the goal mouth interrupts it.
+    """
+    left, right, near = xy[0] - region.x_min, region.x_max - xy[0], xy[1] - region.y_min
+    if near <= min(left, right):
+        return np.array([xy[0], region.y_min - _OVERSHOOT])
+    return np.array([region.x_min - _OVERSHOOT if left < right else region.x_max + _OVERSHOOT, xy[1]])
 
 
 def _unit(vector: np.ndarray, fallback: np.ndarray) -> np.ndarray:

@@ -8,16 +8,21 @@ the robot's right, y away from the robot, z up; the table top is z = 0):
   y in [0.60, 0.70] (push-wall: [0.60, 0.65]) and the goal in x in [-0.1, 0.1] (+-0.05),
   y in [0.80, 0.90] (push-wall: [0.85, 0.90]), at least 0.15 apart.
 
-Bounded Push: the puck centre must stay in x in [-0.18, 0.18], y in [0.52, 0.96]: 8 cm beyond
-  the sampling ranges sideways and towards the robot, 6 cm beyond the farthest goal.  MetaWorld's
-  scripted expert stays inside over 20 seeds (it reaches |x| <= 0.12, y <= 0.925).
+Bounded Push: the puck centre must stay in x in [-0.13, 0.13], y in [0.55, 0.94]: 3 cm beyond the
+  sampling ranges sideways, 5 cm towards the robot and 4 cm beyond the farthest goal.  MetaWorld's
+  scripted expert stays inside on 50 of 50 seeds with at least 1.1 cm to spare (it reaches
+  |x| <= 0.12, y <= 0.925); with action noise 0.3 it fails 5 of 30 episodes.  (Our first region,
+  8 cm wider, failed 1 of 30 at that noise: the task did not tell methods apart.)
 Bounded Soccer: the ball centre must stay in x in [-0.22, 0.22], y in [0.50, 0.95], unless it is
   in the goal mouth (|x - goal_x| <= 0.10, goal_y - 0.08 <= y <= goal_y + 0.06), which reaches
   past y = 0.95 for the farthest goals.  The ball has no rolling friction in MetaWorld (condim 3),
   so a kick rolls on until something stops it: that is what makes this task failure-prone.
 Fragile Push Wall: any MuJoCo contact between the block (objGeom) and a geom of the wall body is
-  an IR failure.  The wall is MetaWorld's: a box centred at (0.10, 0.75, 0.06) with half sizes
-  (0.12, 0.01, 0.06), so it spans x in [-0.02, 0.22], y in [0.74, 0.76].
+  an IR failure.  MetaWorld's wall is a box centred at (0.10, 0.75, 0.06) with half sizes
+  (0.12, 0.01, 0.06); ours is 4 cm longer towards -x (wall.py): centre (0.08, 0.75), half sizes
+  (0.14, 0.01), so it spans x in [-0.06, 0.22], y in [0.74, 0.76].  The scripted expert then
+  passes the wall's free end with 0.5-1.8 cm to spare (3.3-4.6 cm with MetaWorld's wall) and
+  still succeeds on 50 of 50 seeds.
 Obstructed Push: a vase (cylinder, radius 2.5 cm, 10 cm tall: taller than the bottom of the
   Sawyer hand, 8.7 cm, when the fingers hold the puck) stands on the segment from the puck start
   to the goal, at its midpoint, shifted sideways by U(-2, 2) cm, so the straight push is always
@@ -67,7 +72,7 @@ class Rect:
         return np.array([np.clip(xy[0], self.x_min, self.x_max), np.clip(xy[1], self.y_min, self.y_max)])
 
 
-BOUNDED_PUSH_REGION = Rect(x_min=-0.18, x_max=0.18, y_min=0.52, y_max=0.96)
+BOUNDED_PUSH_REGION = Rect(x_min=-0.13, x_max=0.13, y_min=0.55, y_max=0.94)
 BOUNDED_SOCCER_REGION = Rect(x_min=-0.22, x_max=0.22, y_min=0.50, y_max=0.95)
 
 
@@ -86,8 +91,8 @@ class GoalMouth:
 
 SOCCER_GOAL_MOUTH = GoalMouth()
 
-WALL_CENTRE = (0.10, 0.75)
-WALL_HALF_SIZE = (0.12, 0.01)
+WALL_CENTRE = (0.08, 0.75)
+WALL_HALF_SIZE = (0.14, 0.01)
 WALL_RECT = Rect(x_min=WALL_CENTRE[0] - WALL_HALF_SIZE[0], x_max=WALL_CENTRE[0] + WALL_HALF_SIZE[0],
                  y_min=WALL_CENTRE[1] - WALL_HALF_SIZE[1], y_max=WALL_CENTRE[1] + WALL_HALF_SIZE[1])
 """MetaWorld's push-wall wall footprint (sawyer_push_wall_v3.xml), used to sample and leave near-wall states."""

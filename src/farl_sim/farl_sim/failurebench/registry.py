@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import mujoco
 import numpy as np
 from metaworld.envs.sawyer_push_v3 import SawyerPushEnvV3
-from metaworld.envs.sawyer_push_wall_v3 import SawyerPushWallEnvV3
 from metaworld.envs.sawyer_soccer_v3 import SawyerSoccerEnvV3
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
@@ -22,6 +21,7 @@ from farl_sim.failurebench import near_failure
 from farl_sim.failurebench.failures import BoundaryRule, FailureRule, vase_rule, wall_rule
 from farl_sim.failurebench.geometry import BOUNDED_PUSH_REGION, BOUNDED_SOCCER_REGION, SOCCER_GOAL_MOUTH
 from farl_sim.failurebench.vase import SawyerObstructedPushEnvV3
+from farl_sim.failurebench.wall import SawyerFragilePushWallEnvV3
 
 if TYPE_CHECKING:
     from farl_sim.failurebench.env import FailureBenchEnv
@@ -65,7 +65,7 @@ TASKS: dict[str, FailureBenchTask] = {
                          lambda model: BoundaryRule(BOUNDED_SOCCER_REGION, SOCCER_GOAL_MOUTH),
                          near_failure.bounded_soccer),
         FailureBenchTask("fragile-push-wall", "FailureBench/FragilePushWall-v0", "push-wall-v3",
-                         SawyerPushWallEnvV3, _spec("FragilePushWall", "block"), wall_rule,
+                         SawyerFragilePushWallEnvV3, _spec("FragilePushWall", "block"), wall_rule,
                          near_failure.fragile_push_wall),
         FailureBenchTask("obstructed-push", "FailureBench/ObstructedPush-v0", "push-v3",
                          SawyerObstructedPushEnvV3, _spec("ObstructedPush", "puck", "vase"), vase_rule,

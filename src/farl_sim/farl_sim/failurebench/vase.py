@@ -21,6 +21,7 @@ import numpy.typing as npt
 from metaworld.envs.sawyer_push_v3 import SawyerPushEnvV3
 
 from farl_sim.failurebench.geometry import VASE
+from farl_sim.failurebench.mjspec import compile_for
 
 VASE_BODY = "vase"
 VASE_GEOM = "vase_geom"
@@ -36,10 +37,7 @@ class SawyerObstructedPushEnvV3(SawyerPushEnvV3):
         body.add_geom(name=VASE_GEOM, type=mujoco.mjtGeom.mjGEOM_CYLINDER,
                       size=[VASE.radius, VASE.half_height, 0.0], contype=1, conaffinity=5,
                       rgba=[0.25, 0.45, 0.85, 1.0])
-        model = spec.compile()
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        return model, mujoco.MjData(model)
+        return compile_for(self, spec)
 
     @property
     def vase_position(self) -> npt.NDArray[np.float64]:
