@@ -27,7 +27,11 @@ class LimitedCommand:
 def limit_command(limits: HardLimits, ee_position: np.ndarray, delta: np.ndarray,
                   yaw: float = 0.0) -> LimitedCommand:
     """Clip a translation delta to `max_translation` (by norm, keeping direction), the yaw to
-    `max_yaw`, and the resulting target into the workspace box; reject non-finite input."""
+    `max_yaw`, and the resulting target into the workspace box; reject non-finite input.
+
+    The step cap holds after the box clip too: from outside the box (after a reset or a manual
+    move) the arm returns at most `max_translation` per command instead of jumping in.
+    """
     current = np.asarray(ee_position, dtype=float)
     delta = np.asarray(delta, dtype=float)
     if delta.shape != (3,) or current.shape != (3,):
@@ -38,6 +42,9 @@ def limit_command(limits: HardLimits, ee_position: np.ndarray, delta: np.ndarray
     norm = float(np.linalg.norm(delta))
     step = delta * (limits.max_translation / norm) if norm > limits.max_translation else delta
     target = np.clip(current + step, limits.workspace_min, limits.workspace_max)
+    moved = float(np.linalg.norm(target - current))
+    if moved > limits.max_translation:
+        target = current + (target - current) * (limits.max_translation / moved)
     limited_yaw = float(np.clip(yaw, -limits.max_yaw, limits.max_yaw))
     clipped = bool(not np.allclose(target, current + delta) or limited_yaw != yaw)
     return LimitedCommand(target, limited_yaw, clipped=clipped, rejected=False)

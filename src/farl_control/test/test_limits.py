@@ -37,6 +37,13 @@ def test_target_is_clipped_into_workspace_box() -> None:
     assert cmd.clipped
 
 
+def test_return_from_outside_the_box_is_step_capped_too() -> None:
+    above = np.array([0.5, 0.0, LIMITS.workspace_max[2] + 0.2])
+    cmd = limit_command(LIMITS, above, np.zeros(3))
+    assert np.linalg.norm(cmd.target - above) == pytest.approx(LIMITS.max_translation)
+    assert cmd.target[2] < above[2] and cmd.clipped
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_command_is_rejected_and_holds(bad: float) -> None:
     cmd = limit_command(LIMITS, CENTRE, np.array([0.01, bad, 0.0]))

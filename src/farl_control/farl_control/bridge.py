@@ -1,0 +1,310 @@
+"""FrankaBridge: the only code between a learned policy and the arm, identical in sim and on hardware.
+
+The bridge drives a Panda through the franky client.  With `robot: sim` it first starts an
+embedded franky-sim server (embedded_sim.py) and connects on loopback, so the same client calls,
+the same motion types and the same error paths run in simulation as on a real FCI connection.
+
+Every command passes the hard-limit layer (limits.py) before it reaches franky; nothing above
+the bridge can bypass it:
+  - NaN/inf in any channel: rejected, the arm holds where it is, status HOLDING with the reason;
+  - translation capped per command and the target clipped into the workspace box, yaw capped;
+  - every motion runs at the configured relative dynamics factor;
+  - a watchdog thread stops motion when no command arrived for `watchdog_periods` control
+    periods (a crashed or stalled policy node cannot leave the arm drifting to an old target);
+    periods are counted in robot time (libfranka's 1 kHz state clock), which is wall time on a
+    Panda and simulated time in franky-sim, however fast or slow the simulation runs;
+  - a robot error (franky ControlException, or `has_errors`) triggers `recover_from_errors`
+    with exponential backoff; after `retries` failures the bridge is UNRECOVERABLE and every
+    further command raises RobotError until a human intervenes.
+Commands are asynchronous Cartesian motions to an absolute base-frame target: a new command
+preempts the running one, as a 5 Hz policy needs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+import franky
+import numpy as np
+
+from farl_control.config import BridgeConfig
+from farl_control.embedded_sim import EmbeddedFrankaSim, SceneBuilder
+from farl_control.limits import LimitedCommand, limit_command
+from farl_core.errors import FarlError
+
+
+class RobotError(FarlError):
+    """The robot cannot be reached or an error persists after bounded recovery."""
+
+
+class BridgeStatus(str, Enum):
+    READY = "ready"
+    HOLDING = "holding"              # last command rejected (NaN/inf): holding position
+    STOPPED = "stopped"              # watchdog: commands went silent, motion stopped
+    RECOVERING = "recovering"        # running recover_from_errors
+    UNRECOVERABLE = "unrecoverable"  # recovery failed: needs a human
+
+
+@dataclass(frozen=True)
+class RobotStateSample:
+    """One reading of the arm (the RobotState topic's content)."""
+
+    ee_position: np.ndarray     # m, base frame
+    ee_quaternion: np.ndarray   # (x, y, z, w), base frame
+    ee_twist: np.ndarray        # (vx, vy, vz, wx, wy, wz), m/s and rad/s
+    joints: np.ndarray          # rad
+    joint_velocities: np.ndarray
+    gripper_width: float        # m
+    has_errors: bool
+    status: BridgeStatus
+    error: str                  # last rejection, watchdog or robot error message ("" when none)
+
+
+class FrankaBridge:
+    """Hard-limited end-effector delta control of one Panda (module docstring).
+
+    Build it with `FrankaBridge.connect(config)`; the constructor takes already-connected franky
+    objects so tests can wrap the real client (e.g. to inject faults franky-sim never raises).
+    """
+
+    def __init__(self, robot: Any, gripper: Any, config: BridgeConfig, server: EmbeddedFrankaSim | None = None,
+                 watchdog: bool = True) -> None:
+        self.robot = robot
+        self.gripper = gripper
+        self.config = config
+        self.server = server
+        self._lock = threading.RLock()
+        self._status = BridgeStatus.READY
+        self._error = ""
+        self._last_command = self._robot_time()
+        self._gripper_closed: bool | None = None
+        self.recoveries = 0
+        robot.relative_dynamics_factor = config.limits.dynamics_factor
+        self._closing = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, daemon=True, name="farl-bridge-watchdog")
+        if watchdog:
+            self._watchdog.start()
+
+    @classmethod
+    def connect(cls, config: BridgeConfig | None = None, scene: SceneBuilder | None = None,
+                realtime: bool | float = True) -> FrankaBridge:
+        """Connect to `config.robot`: "sim" starts franky-sim (with `scene`'s objects) on loopback first.
+
+        `realtime` paces the simulation (EmbeddedFrankaSim); it is ignored for a real robot.
+        """
+        config = config or BridgeConfig()
+        server = EmbeddedFrankaSim(scene, realtime=realtime).start() if config.robot == "sim" else None
+        host = server.hostname if server is not None else config.robot
+        realtime_config = franky.RealtimeConfig.Enforce if config.realtime_kernel else franky.RealtimeConfig.Ignore
+        try:
+            robot = franky.Robot(host, realtime_config=realtime_config)
+            gripper = franky.Gripper(host)
+        except franky.Exception as exc:
+            if server is not None:
+                server.close()
+            raise RobotError(f"cannot connect to a Franka at {host} ({exc}): check robot_ip, that FCI is "
+                             "enabled in Desk, the brakes are open and the libfranka version matches") from exc
+        return cls(robot, gripper, config, server)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def command(self, delta: np.ndarray, yaw: float = 0.0, gripper: float | None = None) -> LimitedCommand:
+        """Move the EE by `delta` (m, base frame) and `yaw` (rad) from where it is now, through the limits.
+
+        `gripper` in [-1, 1]: above +threshold grasp, below -threshold open, in between unchanged.
+        Returns what was executed; `rejected` is set (and the arm holds) for NaN/inf input or when
+        a robot error interrupted the command and was recovered.
+        """
+        with self._lock:
+            self._last_command = self._robot_time()
+            self._raise_if_unrecoverable()
+            if self.robot.has_errors:
+                self._recover("robot reported an error before the command")
+            pose = self.robot.current_cartesian_state.pose.end_effector_pose
+            current = np.asarray(pose.translation, dtype=float)
+            limited = limit_command(self.config.limits, current, delta, yaw)
+            if not limited.rejected and gripper is not None and not np.isfinite(gripper):
+                limited = LimitedCommand(current, 0.0, clipped=False, rejected=True,
+                                         reason=f"non-finite gripper command {gripper}")
+            if limited.rejected:
+                self._hold(pose)
+                self._status, self._error = BridgeStatus.HOLDING, limited.reason
+                return limited
+            target = franky.Affine(limited.target, _yawed(np.asarray(pose.quaternion, dtype=float), limited.yaw))
+            try:
+                self.robot.move(franky.CartesianMotion(target), asynchronous=True)
+                if gripper is not None:
+                    self._gripper(float(gripper))
+            except franky.Exception as exc:
+                self._recover(f"{type(exc).__name__}: {exc}")
+                return replace(limited, rejected=True, reason=f"robot error recovered, command dropped: {exc}")
+            self._status, self._error = BridgeStatus.READY, ""
+            return limited
+
+    def reset(self, rng: np.random.Generator | None = None) -> RobotStateSample:
+        """Joint motion to the home pose (plus the configured random offset), gripper open; blocks until there."""
+        settings = self.config.reset
+        home = np.asarray(settings.home_joints, dtype=float)
+        if rng is not None and settings.joint_noise > 0:
+            home = home + rng.uniform(-settings.joint_noise, settings.joint_noise, size=7)
+        with self._lock:
+            self._raise_if_unrecoverable()
+            if self.robot.has_errors:
+                self._recover("robot reported an error before the reset")
+            self._settle()
+            motion = franky.JointMotion(franky.JointState(home.tolist()))
+            # A motion's own factor multiplies the robot-wide one, so the reset speed is set robot-wide
+            # for the duration of the reset and the commands' hard-limit factor restored afterwards.
+            self.robot.relative_dynamics_factor = settings.dynamics_factor
+            try:
+                self.robot.move(motion)
+            except franky.Exception as exc:
+                self._recover(f"{type(exc).__name__}: {exc}")
+                self.robot.move(motion)
+            finally:
+                self.robot.relative_dynamics_factor = self.config.limits.dynamics_factor
+            self.open_gripper(wait=True)
+            self._last_command = self._robot_time()
+            self._status, self._error = BridgeStatus.READY, ""
+        return self.state()
+
+    def open_gripper(self, wait: bool = False) -> None:
+        future = self.gripper.move_async(self.config.gripper.open_width, self.config.gripper.speed)
+        self._gripper_closed = False
+        if wait:
+            future.wait()
+
+    def close_gripper(self, wait: bool = False) -> None:
+        settings = self.config.gripper
+        future = self.gripper.grasp_async(0.0, settings.speed, settings.force, epsilon_inner=0.005,
+                                          epsilon_outer=settings.open_width)
+        self._gripper_closed = True
+        if wait:
+            future.wait()
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def state(self) -> RobotStateSample:
+        with self._lock:
+            cartesian = self.robot.current_cartesian_state
+            joints = self.robot.current_joint_state
+            twist = cartesian.velocity.end_effector_twist
+            return RobotStateSample(
+                ee_position=np.asarray(cartesian.pose.end_effector_pose.translation, dtype=float),
+                ee_quaternion=np.asarray(cartesian.pose.end_effector_pose.quaternion, dtype=float),
+                ee_twist=np.concatenate([twist.linear, twist.angular]).astype(float),
+                joints=np.asarray(joints.position, dtype=float),
+                joint_velocities=np.asarray(joints.velocity, dtype=float),
+                gripper_width=float(self.gripper.width),
+                has_errors=bool(self.robot.has_errors),
+                status=self._status,
+                error=self._error,
+            )
+
+    @property
+    def status(self) -> BridgeStatus:
+        return self._status
+
+    def close(self) -> None:
+        """Stop the watchdog and the motion; shut down the embedded franky-sim if there is one."""
+        self._closing.set()
+        if self._watchdog.is_alive():
+            self._watchdog.join(timeout=2.0)
+        with self._lock:
+            try:
+                self._settle()
+            except franky.Exception:
+                pass  # closing after an unrecoverable error: nothing left to stop
+        if self.server is not None:
+            self.server.close()
+
+    def __enter__(self) -> FrankaBridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    @property
+    def watchdog_timeout(self) -> float:
+        return self.config.limits.watchdog_periods / self.config.control_rate_hz
+
+    def _watch(self) -> None:
+        period = 0.25 / self.config.control_rate_hz
+        while not self._closing.wait(period):
+            with self._lock:
+                silent = self._robot_time() - self._last_command
+                if self._status is BridgeStatus.READY and silent > self.watchdog_timeout:
+                    self._settle()
+                    self._status = BridgeStatus.STOPPED
+                    self._error = f"watchdog: no command for {silent:.2f} s (limit {self.watchdog_timeout:.2f} s)"
+
+    def _robot_time(self) -> float:
+        return float(self.robot.state.time.to_sec())
+
+    def _settle(self) -> None:
+        """Stop any running motion and swallow the preemption it reports (franky raises it on the next join)."""
+        self.robot.stop()
+        try:
+            self.robot.join_motion(timeout=1.0)
+        except (franky.ControlException, RuntimeError):  # RuntimeError: franky's planner on a preempted target
+            pass
+
+    def _hold(self, pose: Any) -> None:
+        """Replace the running motion by one to the measured pose: the arm brakes and stays."""
+        try:
+            self.robot.move(franky.CartesianMotion(franky.Affine(pose.translation, pose.quaternion)),
+                            asynchronous=True)
+        except franky.Exception as exc:
+            self._recover(f"{type(exc).__name__}: {exc}")
+
+    def _gripper(self, value: float) -> None:
+        threshold = self.config.gripper.threshold
+        if value > threshold and self._gripper_closed is not True:
+            self.close_gripper()
+        elif value < -threshold and self._gripper_closed is not False:
+            self.open_gripper()
+
+    def _recover(self, reason: str) -> None:
+        """`recover_from_errors` up to `retries` times with exponential backoff, else UNRECOVERABLE."""
+        settings = self.config.recovery
+        self._status, self._error = BridgeStatus.RECOVERING, reason
+        last = reason
+        for attempt in range(settings.retries):
+            time.sleep(settings.backoff_s * 2**attempt)
+            try:
+                self.robot.recover_from_errors()
+            except franky.Exception as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if not self.robot.has_errors:
+                self.recoveries += 1
+                self._status = BridgeStatus.READY
+                return
+        self._status = BridgeStatus.UNRECOVERABLE
+        self._error = (f"robot error persists after {settings.retries} recover_from_errors attempts ({last}); "
+                       "clear it at the robot (Desk, user stop) and restart the bridge")
+        raise RobotError(self._error)
+
+    def _raise_if_unrecoverable(self) -> None:
+        if self._status is BridgeStatus.UNRECOVERABLE:
+            raise RobotError(self._error)
+
+
+def _yawed(quaternion_xyzw: np.ndarray, yaw: float) -> np.ndarray:
+    """`quaternion_xyzw` rotated by `yaw` about the base z axis (a left multiplication)."""
+    if yaw == 0.0:
+        return quaternion_xyzw
+    half = yaw / 2.0
+    qz = np.array([0.0, 0.0, np.sin(half), np.cos(half)])
+    x1, y1, z1, w1 = qz
+    x2, y2, z2, w2 = quaternion_xyzw
+    return np.array([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+                     w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2])

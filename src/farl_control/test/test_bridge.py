@@ -1,0 +1,234 @@
+"""FrankaBridge driving the real franky client against franky-sim on loopback.
+
+One franky-sim server (a MuJoCo FR3 speaking the libfranka protocol) serves the whole module;
+each test builds its own bridge over the shared client with the limits it needs.  franky-sim
+never raises a robot error, so the recovery tests wrap the real client in FaultInjectingRobot,
+which fails chosen calls the way libfranka does (a ControlException, `has_errors` set).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import franky
+import numpy as np
+import pytest
+
+from farl_control.bridge import BridgeStatus, FrankaBridge, RobotError
+from farl_control.config import BridgeConfig, HardLimits, RecoveryConfig
+from farl_control.embedded_sim import EmbeddedFrankaSim
+
+SLOW_WATCHDOG = HardLimits(watchdog_periods=1000.0)  # for tests that wait for a motion to finish
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[tuple[Any, Any]]:
+    with EmbeddedFrankaSim(realtime=False) as server:  # as fast as the CPU allows: robot time drives everything
+        robot = franky.Robot(server.hostname, realtime_config=franky.RealtimeConfig.Ignore)
+        yield robot, franky.Gripper(server.hostname)
+
+
+@pytest.fixture
+def make_bridge(client: tuple[Any, Any]) -> Iterator[Callable[..., FrankaBridge]]:
+    """Bridges over the shared client, reset home first; all closed after the test."""
+    made: list[FrankaBridge] = []
+
+    def make(robot: Any = None, **config: Any) -> FrankaBridge:
+        bridge = FrankaBridge(robot or client[0], client[1], BridgeConfig(**config))
+        made.append(bridge)
+        bridge.reset()
+        return bridge
+
+    yield make
+    for bridge in made:
+        bridge.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def settle(bridge: FrankaBridge) -> np.ndarray:
+    """Wait for the running motion to end; the EE position then."""
+    bridge.robot.join_motion(timeout=20.0)
+    return bridge.state().ee_position
+
+
+def test_a_delta_moves_the_ee_by_that_amount(make_bridge: Callable[..., FrankaBridge]) -> None:
+    bridge = make_bridge(limits=SLOW_WATCHDOG)
+    start = bridge.state().ee_position
+    delta = np.array([0.015, -0.01, -0.02])  # 2.7 cm: inside the 3 cm cap
+    command = bridge.command(delta)
+    assert not command.clipped and not command.rejected
+    np.testing.assert_allclose(settle(bridge) - start, delta, atol=0.002)
+
+
+def test_a_large_delta_is_capped_per_command(make_bridge: Callable[..., FrankaBridge]) -> None:
+    bridge = make_bridge(limits=SLOW_WATCHDOG)
+    start = bridge.state().ee_position
+    assert bridge.command(np.array([0.0, 0.2, 0.0])).clipped
+    moved = settle(bridge) - start
+    assert moved[1] == pytest.approx(SLOW_WATCHDOG.max_translation, abs=0.002)
+
+
+def test_a_command_outside_the_workspace_box_is_clipped(make_bridge: Callable[..., FrankaBridge]) -> None:
+    home = BridgeConfig().reset  # the box edge sits 1 cm in front of the home EE position
+    bridge = make_bridge(limits=replace(SLOW_WATCHDOG, workspace_max=(0.565, 0.30, 0.55)), reset=home)
+    start = bridge.state().ee_position
+    command = bridge.command(np.array([0.03, 0.0, 0.0]))
+    assert command.clipped and command.target[0] == pytest.approx(0.565)
+    end = settle(bridge)
+    assert end[0] == pytest.approx(0.565, abs=0.002) and end[0] < start[0] + 0.03 - 0.015
+
+
+def test_a_nan_command_is_rejected_and_the_arm_holds(make_bridge: Callable[..., FrankaBridge]) -> None:
+    bridge = make_bridge(limits=replace(SLOW_WATCHDOG, max_translation=0.10, dynamics_factor=0.05))
+    start = bridge.state().ee_position
+    bridge.command(np.array([0.10, 0.0, 0.0]))
+    assert wait_until(lambda: bridge.state().ee_position[0] > start[0] + 0.005)
+    rejected = bridge.command(np.array([np.nan, 0.0, 0.0]))
+    state = bridge.state()
+    assert rejected.rejected and state.status is BridgeStatus.HOLDING and "non-finite" in state.error
+    np.testing.assert_array_equal(rejected.target, state.ee_position)  # nothing new was commanded
+    held = settle(bridge)
+    assert held[0] < start[0] + 0.05  # braked on the spot instead of finishing the 10 cm move
+    assert bridge.command(np.array([0.0, 0.0, np.inf]), gripper=0.0).rejected
+    assert bridge.command(np.zeros(3), gripper=float("nan")).rejected
+
+
+def test_silence_triggers_the_watchdog_stop(make_bridge: Callable[..., FrankaBridge]) -> None:
+    bridge = make_bridge(limits=HardLimits(max_translation=0.10, dynamics_factor=0.05))
+    start = bridge.state().ee_position
+    bridge.command(np.array([0.0, 0.10, 0.0]))
+    assert wait_until(lambda: bridge.status is BridgeStatus.STOPPED, timeout=5.0)
+    assert "watchdog" in bridge.state().error
+    stopped = settle(bridge)
+    assert stopped[1] - start[1] < 0.08  # stopped well short of the 10 cm target
+    time.sleep(0.3)
+    np.testing.assert_allclose(bridge.state().ee_position, stopped, atol=0.001)  # and stays
+    bridge.command(np.zeros(3))  # a fresh command re-arms it
+    assert bridge.status is BridgeStatus.READY
+
+
+def test_reset_returns_home(make_bridge: Callable[..., FrankaBridge]) -> None:
+    bridge = make_bridge(limits=SLOW_WATCHDOG)
+    home = bridge.state()
+    bridge.command(np.array([0.03, 0.02, -0.03]), yaw=0.1)
+    settle(bridge)
+    again = bridge.reset()
+    np.testing.assert_allclose(again.joints, BridgeConfig().reset.home_joints, atol=0.01)
+    np.testing.assert_allclose(again.ee_position, home.ee_position, atol=0.003)
+    noisy = replace(BridgeConfig().reset, joint_noise=0.05)
+    jittered = FrankaBridge(bridge.robot, bridge.gripper, BridgeConfig(reset=noisy), watchdog=False)
+    offset = jittered.reset(np.random.default_rng(0)).joints - np.asarray(noisy.home_joints)
+    assert 0.005 < np.abs(offset).max() <= 0.05 + 0.01
+
+
+def test_yaw_rotates_about_the_base_z_axis(make_bridge: Callable[..., FrankaBridge]) -> None:
+    bridge = make_bridge(limits=SLOW_WATCHDOG)
+    before = bridge.state().ee_quaternion
+    bridge.command(np.zeros(3), yaw=0.1)
+    settle(bridge)
+    after = bridge.state().ee_quaternion
+    relative = _multiply(after, before * np.array([-1.0, -1.0, -1.0, 1.0]))  # after * before^-1
+    assert 2.0 * np.arctan2(np.linalg.norm(relative[:3]), abs(relative[3])) == pytest.approx(0.1, abs=0.01)
+    assert abs(relative[2]) > 0.99 * np.linalg.norm(relative[:3])
+
+
+def test_gripper_channel_closes_and_opens(make_bridge: Callable[..., FrankaBridge]) -> None:
+    bridge = make_bridge(limits=SLOW_WATCHDOG)
+    bridge.command(np.zeros(3), gripper=1.0)
+    assert wait_until(lambda: bridge.state().gripper_width < 0.01)
+    bridge.command(np.zeros(3), gripper=0.0)  # between the thresholds: unchanged
+    bridge.command(np.zeros(3), gripper=-1.0)
+    assert wait_until(lambda: bridge.state().gripper_width > 0.07)
+
+
+class FaultInjectingRobot:
+    """The real franky Robot, except that chosen calls fail the way a reflex error does.
+
+    `faults` next `move` calls raise ControlException and set `has_errors`; `recover_from_errors`
+    clears it unless `stuck`, in which case it fails like a robot whose error cannot be acknowledged.
+    """
+
+    def __init__(self, robot: Any, faults: int = 0, stuck: bool = False) -> None:
+        self._robot, self.faults, self.stuck = robot, faults, stuck
+        self.errored = False
+        self.recover_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._robot, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "relative_dynamics_factor":
+            self._robot.relative_dynamics_factor = value
+        else:
+            super().__setattr__(name, value)
+
+    @property
+    def has_errors(self) -> bool:
+        return self.errored or self._robot.has_errors
+
+    def move(self, motion: Any, asynchronous: bool = False) -> None:
+        if self.faults > 0:
+            self.faults -= 1
+            self.errored = True
+            raise franky.ControlException("libfranka: Move command aborted: motion aborted by reflex! "
+                                          "[\"cartesian_reflex\"] (injected)")
+        self._robot.move(motion, asynchronous=asynchronous)
+
+    def recover_from_errors(self) -> None:
+        self.recover_calls += 1
+        if self.stuck:
+            raise franky.CommandException("libfranka: automatic error recovery failed (injected)")
+        self.errored = False
+        self._robot.recover_from_errors()
+
+
+def test_a_robot_error_is_recovered_and_the_bridge_goes_on(make_bridge: Callable[..., FrankaBridge],
+                                                           client: tuple[Any, Any]) -> None:
+    robot = FaultInjectingRobot(client[0])
+    bridge = make_bridge(robot, limits=SLOW_WATCHDOG, recovery=RecoveryConfig(retries=3, backoff_s=0.01))
+    start = bridge.state().ee_position
+    robot.faults = 1
+    dropped = bridge.command(np.array([0.0, 0.0, -0.02]))
+    assert dropped.rejected and "recovered" in dropped.reason and "cartesian_reflex" in dropped.reason
+    assert bridge.recoveries == 1 and robot.recover_calls == 1 and bridge.status is BridgeStatus.READY
+    assert not bridge.command(np.array([0.0, 0.0, -0.02])).rejected
+    assert settle(bridge)[2] == pytest.approx(start[2] - 0.02, abs=0.002)
+
+
+def test_a_persistent_robot_error_ends_in_a_clear_unrecoverable_state(make_bridge: Callable[..., FrankaBridge],
+                                                                       client: tuple[Any, Any]) -> None:
+    robot = FaultInjectingRobot(client[0])
+    bridge = make_bridge(robot, limits=SLOW_WATCHDOG, recovery=RecoveryConfig(retries=3, backoff_s=0.02))
+    robot.faults, robot.stuck = 1, True
+    started = time.monotonic()
+    with pytest.raises(RobotError, match=r"persists after 3 recover_from_errors attempts .*restart the bridge"):
+        bridge.command(np.array([0.0, 0.0, -0.01]))
+    assert time.monotonic() - started >= 0.02 * (1 + 2 + 4)  # exponential backoff between attempts
+    assert robot.recover_calls == 3 and bridge.status is BridgeStatus.UNRECOVERABLE
+    with pytest.raises(RobotError):  # every later command refuses at once
+        bridge.command(np.zeros(3))
+    robot.stuck, robot.errored = False, False  # let the fixture's other bridges use the client again
+
+
+def test_connecting_to_no_robot_is_a_one_line_error() -> None:
+    with pytest.raises(RobotError, match=r"cannot connect to a Franka at 127.0.0.254 .*FCI"):
+        FrankaBridge.connect(BridgeConfig(robot="127.0.0.254"))
+
+
+def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of (x, y, z, w) quaternions."""
+    x1, y1, z1, w1 = a
+    x2, y2, z2, w2 = b
+    return np.array([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2])
