@@ -10,12 +10,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from farl import __version__
 from farl.config_files import NODE_SCHEMAS, default_config_path
+from farl_control.config import BridgeConfig
 from farl_core.config import ROS_PARAMS_KEY, load_file, load_section, to_mapping
 from farl_core.errors import FarlError
 
@@ -162,6 +164,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robot_check(args: argparse.Namespace) -> int:
+    from farl.robot_check import robot_check
+    config = load_section(args.config, "farl_bridge", BridgeConfig) if args.config else BridgeConfig()
+    robot_check(replace(config, robot=args.robot))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="farl", description="Failure-aware offline-to-online RL "
                                      "for manipulation: simulation, training and the Franka stack.")
@@ -219,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--num-envs", type=int, default=1, help="synchronously stepped envs")
     finetune.add_argument("--out", required=True, help="run directory to create")
     finetune.set_defaults(func=cmd_finetune)
+
+    robot = verbs.add_parser("robot", help="the Franka bridge")
+    robot_verbs = robot.add_subparsers(dest="robot_verb", required=True, metavar="ACTION")
+    robot_check = robot_verbs.add_parser("check", help="connect, print state, a 2 cm safe motion, reset")
+    robot_check.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the robot's FCI IP")
+    robot_check.add_argument("--config", help="parameter file with a farl_bridge section (limits, home pose)")
+    robot_check.set_defaults(func=cmd_robot_check)
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
     bench.add_argument("what", choices=["shield", "training", "failurebench"])

@@ -80,7 +80,7 @@ class FrankaBridge:
         self._lock = threading.RLock()
         self._status = BridgeStatus.READY
         self._error = ""
-        self._last_command = self._robot_time()
+        self._last_command = self.robot_time()
         self._gripper_closed: bool | None = None
         self.recoveries = 0
         robot.relative_dynamics_factor = config.limits.dynamics_factor
@@ -120,7 +120,7 @@ class FrankaBridge:
         a robot error interrupted the command and was recovered.
         """
         with self._lock:
-            self._last_command = self._robot_time()
+            self._last_command = self.robot_time()
             self._raise_if_unrecoverable()
             if self.robot.has_errors:
                 self._recover("robot reported an error before the command")
@@ -168,7 +168,7 @@ class FrankaBridge:
             finally:
                 self.robot.relative_dynamics_factor = self.config.limits.dynamics_factor
             self.open_gripper(wait=True)
-            self._last_command = self._robot_time()
+            self._last_command = self.robot_time()
             self._status, self._error = BridgeStatus.READY, ""
         return self.state()
 
@@ -238,13 +238,14 @@ class FrankaBridge:
         period = 0.25 / self.config.control_rate_hz
         while not self._closing.wait(period):
             with self._lock:
-                silent = self._robot_time() - self._last_command
+                silent = self.robot_time() - self._last_command
                 if self._status is BridgeStatus.READY and silent > self.watchdog_timeout:
                     self._settle()
                     self._status = BridgeStatus.STOPPED
                     self._error = f"watchdog: no command for {silent:.2f} s (limit {self.watchdog_timeout:.2f} s)"
 
-    def _robot_time(self) -> float:
+    def robot_time(self) -> float:
+        """Seconds on the robot's 1 kHz state clock (simulated time under franky-sim)."""
         return float(self.robot.state.time.to_sec())
 
     def _settle(self) -> None:

@@ -5,7 +5,12 @@
         scene.reset(sim, rng)
         with SimulatedD435(sim, scene.camera) as camera:
             frame = camera.capture()
+
+Importing it registers the gymnasium ids FrankaSim/FragilePushWall-v0, FrankaSim/DisturbedPush-v0
+and FrankaSim/BoundedSoccer-v0 (env.py: the bridge + scene env, one franky-sim server each).
 """
+
+import gymnasium as gym
 
 from farl_sim.franka_scenes.camera import (
     CameraExtrinsics,
@@ -30,3 +35,9 @@ __all__ = [
     "FragilePushWallScene", "FrankaScene", "HumanMotion", "RGBDFrame", "ScriptedHuman", "SimulatedD435",
     "add_camera", "make_franka_scene",
 ]
+
+_GYM_IDS = {"fragile-push-wall": "FrankaSim/FragilePushWall-v0", "disturbed-push": "FrankaSim/DisturbedPush-v0",
+            "bounded-soccer": "FrankaSim/BoundedSoccer-v0"}
+for _task, _gym_id in _GYM_IDS.items():
+    if _gym_id not in gym.registry:
+        gym.register(id=_gym_id, entry_point="farl_sim.franka_scenes.env:FrankaSimEnv", kwargs={"task": _task})
