@@ -25,7 +25,7 @@ from farl_safety.shield import Shield
 from farl_safety.world_model import WorldModel, train_world_model
 
 
-def _percentiles(samples_s: list[float]) -> dict[str, float]:
+def percentiles(samples_s: list[float]) -> dict[str, float]:
     ms = np.asarray(samples_s) * 1e3
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
@@ -57,14 +57,14 @@ def bench_shield(horizons: tuple[int, ...] = (5, 10), calls: int = 2000, task_na
 
     obs_t = torch.as_tensor(obs)
     with torch.inference_mode():
-        reference = _percentiles(timed(lambda: policy.mean(obs_t)))
+        reference = percentiles(timed(lambda: policy.mean(obs_t)))
     results: dict[str, Any] = {"threads": torch.get_num_threads(), "calls": calls,
                                "policy_forward": reference, "shield": {}}
     for horizon in horizons:
         model = WorldModel(task.spec, replace(config.world_model, horizon=horizon)).eval()
         critic = SafetyCritic(model, policy, replace(config.safety_critic, horizon=horizon))
         shield = Shield(critic, recovery, config.shield)
-        figures = _percentiles(timed(lambda shield=shield: shield.filter(obs, act)))
+        figures = percentiles(timed(lambda shield=shield: shield.filter(obs, act)))
         figures["p99_ratio_to_policy_forward"] = figures["p99_ms"] / reference["p99_ms"]
         results["shield"][f"H={horizon}"] = figures
     return results

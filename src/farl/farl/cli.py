@@ -155,6 +155,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for horizon, fig in results["shield"].items():
             print(f"shield {horizon}: p50 {fig['p50_ms']:.3f} ms, p99 {fig['p99_ms']:.3f} ms "
                   f"({fig['p99_ratio_to_policy_forward']:.1f}x policy forward at p99)")
+    elif args.what == "robot":
+        from farl.bench_robot import bench_robot
+        results = bench_robot(trials=args.calls if args.calls != 2000 else 30)
+        for name in ("bridge_command", "bare_franky_move"):
+            fig = results[name]
+            print(f"{name}: command-to-motion p50 {fig['p50_ms']:.1f} ms, p99 {fig['p99_ms']:.1f} ms")
+        print(f"bridge / bare franky at p50: {results['p50_ratio']:.2f}x")
+        print(f"franky-sim real-time factor (paced): {results['realtime_factor']:.2f}")
+        print(f"RGB-D 640x480 render: p50 {results['render_rgbd']['p50_ms']:.0f} ms, "
+              f"p99 {results['render_rgbd']['p99_ms']:.0f} ms")
     else:
         results = bench_training(steps=args.steps or 200)
         for name, fig in results.items():
@@ -237,11 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     robot_check.set_defaults(func=cmd_robot_check)
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
-    bench.add_argument("what", choices=["shield", "training", "failurebench"])
-    bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration")
+    bench.add_argument("what", choices=["shield", "training", "failurebench", "robot"])
+    bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
+                       "robot: latency trials (default 30)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
                        "failurebench: online env steps per run (default 20000)")
-    bench.add_argument("--out", help="shield/training: JSON file for the figures; failurebench: output directory "
+    bench.add_argument("--out", help="shield/training/robot: JSON file for the figures; failurebench: output directory "
                        "(re-run with the same settings to resume)")
     bench.add_argument("--tasks", nargs="+", default=["bounded-push", "bounded-soccer", "fragile-push-wall",
                                                       "obstructed-push"], help="failurebench: tasks")
