@@ -2,10 +2,10 @@
 
 Latency is command-to-motion-start: from the call until the measured EE has moved 0.2 mm, for a
 1 cm Cartesian step, once through FrankaBridge.command (limits, lock, watchdog bookkeeping, the
-franky call) and once as the bare franky call it wraps, alternating in the same run on the same
-franky-sim server, so the ratio cancels the machine's load.  The simulation real-time factor is
-simulated seconds per wall second with the bridge commanding at 5 Hz; the render time is one
-640x480 RGB + aligned depth frame of the Fragile Push Wall scene.
+franky call) and once as the bare franky call it wraps, alternating (and alternating which goes
+first) in the same run on the same franky-sim server, so the ratio cancels the machine's load.
+The simulation real-time factor is simulated seconds per wall second with the bridge commanding
+at 5 Hz; the render time is one 640x480 RGB + aligned depth frame of the Fragile Push Wall scene.
 """
 
 from __future__ import annotations
@@ -39,6 +39,13 @@ def _time_to_motion(bridge: FrankaBridge, start: Callable[[], object]) -> float:
     return elapsed
 
 
+def _bare_move(bridge: FrankaBridge, sign: float) -> None:
+    """What FrankaBridge.command does for a valid 1 cm step, as one plain franky call."""
+    pose = bridge.robot.current_cartesian_state.pose.end_effector_pose
+    target = franky.Affine(np.asarray(pose.translation) + [0.0, 0.01 * sign, 0.0], pose.quaternion)
+    bridge.robot.move(franky.CartesianMotion(target), asynchronous=True)
+
+
 def bench_robot(trials: int = 30, frames: int = 20, realtime: bool = True) -> dict[str, Any]:
     """Figures for BENCHMARKS.md (module docstring); `realtime` paces franky-sim like a real robot."""
     config = BridgeConfig(limits=replace(BridgeConfig().limits, watchdog_periods=1e4))
@@ -47,12 +54,11 @@ def bench_robot(trials: int = 30, frames: int = 20, realtime: bool = True) -> di
         bridge.reset()
         bridged, bare = [], []
         for k in tqdm(range(trials), desc="command-to-motion latency"):
-            sign = 1.0 if k % 2 == 0 else -1.0
-            bridged.append(_time_to_motion(bridge, lambda s=sign: bridge.command(np.array([0.0, 0.01 * s, 0.0]))))
-            pose = bridge.robot.current_cartesian_state.pose.end_effector_pose
-            target = franky.Affine(np.asarray(pose.translation) + [0.0, -0.01 * sign, 0.0], pose.quaternion)
-            bare.append(_time_to_motion(bridge, lambda t=target: bridge.robot.move(franky.CartesianMotion(t),
-                                                                                     asynchronous=True)))
+            sign = 1.0 if k % 2 == 0 else -1.0  # out and back; the order of the two calls alternates too
+            pair = [(bridged, lambda s=sign: bridge.command(np.array([0.0, 0.01 * s, 0.0]))),
+                    (bare, lambda s=-sign: _bare_move(bridge, s))]
+            for samples, start in pair if k % 4 < 2 else pair[::-1]:
+                samples.append(_time_to_motion(bridge, start))
         sim_start, wall_start = bridge.robot_time(), time.perf_counter()
         for k in range(25):  # 5 s of robot time at 5 Hz, small alternating steps
             bridge.command(np.array([0.0, 0.005 * (1 if k % 2 == 0 else -1), 0.0]))
