@@ -36,6 +36,13 @@ from farl_control.embedded_sim import EmbeddedFrankaSim, SceneBuilder
 from farl_control.limits import LimitedCommand, limit_command
 from farl_core.errors import FarlError
 
+GRIPPER_TIMEOUT_S = 10.0
+"""A Franka Hand motion takes at most ~2 s; longer means the gripper is not answering."""
+
+
+SETTLE_TIMEOUT_S = 10.0
+"""Longest wait for a stopped motion to end before the next motion type may start."""
+
 
 class RobotError(FarlError):
     """The robot cannot be reached or an error persists after bounded recovery."""
@@ -82,6 +89,7 @@ class FrankaBridge:
         self._error = ""
         self._last_command = self.robot_time()
         self._gripper_closed: bool | None = None
+        self._gripper_future: Any = None
         self.recoveries = 0
         robot.relative_dynamics_factor = config.limits.dynamics_factor
         self._closing = threading.Event()
@@ -136,7 +144,7 @@ class FrankaBridge:
                 return limited
             target = franky.Affine(limited.target, _yawed(np.asarray(pose.quaternion, dtype=float), limited.yaw))
             try:
-                self.robot.move(franky.CartesianMotion(target), asynchronous=True)
+                self._move_to(target)
                 if gripper is not None:
                     self._gripper(float(gripper))
             except franky.Exception as exc:
@@ -164,6 +172,7 @@ class FrankaBridge:
                 self.robot.move(motion)
             except franky.Exception as exc:
                 self._recover(f"{type(exc).__name__}: {exc}")
+                self._settle()
                 self.robot.move(motion)
             finally:
                 self.robot.relative_dynamics_factor = self.config.limits.dynamics_factor
@@ -173,18 +182,10 @@ class FrankaBridge:
         return self.state()
 
     def open_gripper(self, wait: bool = False) -> None:
-        future = self.gripper.move_async(self.config.gripper.open_width, self.config.gripper.speed)
-        self._gripper_closed = False
-        if wait:
-            future.wait()
+        self._send_gripper(False, wait)
 
     def close_gripper(self, wait: bool = False) -> None:
-        settings = self.config.gripper
-        future = self.gripper.grasp_async(0.0, settings.speed, settings.force, epsilon_inner=0.005,
-                                          epsilon_outer=settings.open_width)
-        self._gripper_closed = True
-        if wait:
-            future.wait()
+        self._send_gripper(True, wait)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -249,27 +250,67 @@ class FrankaBridge:
         return float(self.robot.state.time.to_sec())
 
     def _settle(self) -> None:
-        """Stop any running motion and swallow the preemption it reports (franky raises it on the next join)."""
+        """Stop any running motion and wait for it to end, swallowing the preemption franky reports then.
+
+        The wait is long (a stop decelerates along the jerk-limited profile, slower than real time in
+        franky-sim under load): starting a motion of another type before it ends is refused by franky.
+        """
         self.robot.stop()
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if self.robot.join_motion(timeout=left):
+                    return
+            except (franky.ControlException, RuntimeError):  # the stopped motion's preemption report; join again
+                time.sleep(0.01)
+
+    def _move_to(self, target: Any) -> None:
+        """Asynchronous Cartesian motion to `target`, preempting the running one.
+
+        franky's planner raises RuntimeError ("Motion planner failed") for some preemptions onto a
+        target the arm practically sits on; stopping in place is then the same outcome, safely.
+        """
         try:
-            self.robot.join_motion(timeout=1.0)
-        except (franky.ControlException, RuntimeError):  # RuntimeError: franky's planner on a preempted target
-            pass
+            self.robot.move(franky.CartesianMotion(target), asynchronous=True)
+        except RuntimeError:
+            self._settle()
 
     def _hold(self, pose: Any) -> None:
         """Replace the running motion by one to the measured pose: the arm brakes and stays."""
         try:
-            self.robot.move(franky.CartesianMotion(franky.Affine(pose.translation, pose.quaternion)),
-                            asynchronous=True)
+            self._move_to(franky.Affine(pose.translation, pose.quaternion))
         except franky.Exception as exc:
             self._recover(f"{type(exc).__name__}: {exc}")
 
     def _gripper(self, value: float) -> None:
+        """Act on the gripper channel without blocking: a change waits (across commands) for the previous
+        gripper command to finish, since overlapping gripper commands are refused by the Franka Hand and
+        leave the first unanswered in franky-sim."""
         threshold = self.config.gripper.threshold
-        if value > threshold and self._gripper_closed is not True:
-            self.close_gripper()
-        elif value < -threshold and self._gripper_closed is not False:
-            self.open_gripper()
+        wanted = True if value > threshold else False if value < -threshold else None
+        busy = self._gripper_future is not None and not self._gripper_future.wait(0.0)
+        if wanted is not None and wanted != self._gripper_closed and not busy:
+            self._send_gripper(wanted, wait=False)
+
+    def _send_gripper(self, close: bool, wait: bool) -> None:
+        settings = self.config.gripper
+        if self._gripper_future is not None:
+            self._await_gripper("the previous gripper command")
+        if close:
+            self._gripper_future = self.gripper.grasp_async(0.0, settings.speed, settings.force, epsilon_inner=0.005,
+                                                            epsilon_outer=settings.open_width)
+        else:
+            self._gripper_future = self.gripper.move_async(settings.open_width, settings.speed)
+        self._gripper_closed = close
+        if wait:
+            self._await_gripper("opening" if not close else "closing")
+
+    def _await_gripper(self, what: str) -> None:
+        assert self._gripper_future is not None
+        if not self._gripper_future.wait(GRIPPER_TIMEOUT_S):
+            raise RobotError(f"gripper: {what} did not finish within {GRIPPER_TIMEOUT_S:.0f} s; check the Franka "
+                             "Hand (homing in Desk) and restart the bridge")
+        self._gripper_future = None
 
     def _recover(self, reason: str) -> None:
         """`recover_from_errors` up to `retries` times with exponential backoff, else UNRECOVERABLE."""
