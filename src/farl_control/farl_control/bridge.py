@@ -169,11 +169,7 @@ class FrankaBridge:
             # for the duration of the reset and the commands' hard-limit factor restored afterwards.
             self.robot.relative_dynamics_factor = settings.dynamics_factor
             try:
-                self.robot.move(motion)
-            except franky.Exception as exc:
-                self._recover(f"{type(exc).__name__}: {exc}")
-                self._settle()
-                self.robot.move(motion)
+                self._move_home(motion)
             finally:
                 self.robot.relative_dynamics_factor = self.config.limits.dynamics_factor
             self.open_gripper(wait=True)
@@ -218,6 +214,8 @@ class FrankaBridge:
         with self._lock:
             try:
                 self._settle()
+                if self._gripper_future is not None:  # the next user of the gripper must not overlap it
+                    self._await_gripper("the last gripper command")
             except franky.Exception:
                 pass  # closing after an unrecoverable error: nothing left to stop
         if self.server is not None:
@@ -263,6 +261,31 @@ class FrankaBridge:
                     return
             except (franky.ControlException, RuntimeError):  # the stopped motion's preemption report; join again
                 time.sleep(0.01)
+
+    def _move_home(self, motion: Any) -> None:
+        """The reset's joint motion, retried until SETTLE_TIMEOUT_S: franky refuses a new motion type while
+        the stopped Cartesian motion's control loop is still winding down, and a robot error needs recovery."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while True:
+            try:
+                self.robot.move(motion)
+                return
+            except RuntimeError as exc:  # franky's planner on a (near) zero-length motion: already home?
+                home = np.asarray(motion.target.position, dtype=float)
+                if np.allclose(self.robot.current_joint_state.position, home, atol=1e-3):
+                    return
+                if time.monotonic() > deadline:
+                    raise RobotError(f"reset failed for {SETTLE_TIMEOUT_S:.0f} s ({exc}); check the robot and "
+                                     "restart the bridge") from exc
+                self._settle()
+            except franky.Exception as exc:
+                if time.monotonic() > deadline:
+                    raise RobotError(f"reset failed for {SETTLE_TIMEOUT_S:.0f} s ({type(exc).__name__}: {exc}); "
+                                     "check the robot and restart the bridge") from exc
+                if not isinstance(exc, franky.InvalidMotionTypeException):
+                    self._recover(f"{type(exc).__name__}: {exc}")
+                self._settle()
+                time.sleep(0.05)
 
     def _move_to(self, target: Any) -> None:
         """Asynchronous Cartesian motion to `target`, preempting the running one.
