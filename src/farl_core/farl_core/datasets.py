@@ -49,7 +49,7 @@ def save_dataset(data: Transitions, path: str | Path, spec: TaskSpec, label: str
     if label not in LABELS:
         raise DataError(f"unknown demonstration label '{label}' (use one of {', '.join(LABELS)})")
     data = data.validate(spec, f"dataset {path}")
-    path = Path(path)
+    path = Path(path).absolute()  # Minari joins a relative dataset path onto itself (FileNotFoundError)
     if path.exists() and not overwrite:
         raise DataError(f"{path} already exists (choose another path, or pass --overwrite to replace it)")
     if len(data) == 0:

@@ -64,3 +64,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     good = save_dataset(data, tmp_path / "good", point_mass.SPEC, "task")
     with pytest.raises(SpecError, match="expected"):
         load_dataset(good, other)
+
+
+def test_a_relative_path_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`farl bench ... --out runs/demo` hands Minari a relative path, which it used to join onto itself."""
+    monkeypatch.chdir(tmp_path)
+    data = point_mass.demonstrations("task", 2, 0)
+    path = save_dataset(data, Path("runs/demos/task"), point_mass.SPEC, "task")
+    assert is_dataset(tmp_path / "runs/demos/task") and len(load_dataset(path, point_mass.SPEC)[0]) == len(data)
