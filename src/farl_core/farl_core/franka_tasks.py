@@ -45,6 +45,7 @@ import numpy as np
 
 from farl_core.errors import FarlError
 from farl_core.spec import TaskSpec
+from farl_core.table_geometry import TableRect
 
 ACTION_NAMES = ("dx", "dy", "dz", "gripper")
 """End-effector displacement (scaled by the bridge) and gripper command, each in [-1, 1]."""
@@ -53,37 +54,6 @@ ROBOT_OBSERVATION_NAMES = ("ee_x", "ee_y", "ee_z", "gripper_width")
 
 Objects = Mapping[str, np.ndarray]
 """Object name -> centre position (3,) in the base frame: what perception or the simulator reports."""
-
-
-@dataclass(frozen=True)
-class TableRect:
-    """An axis-aligned rectangle in the table plane (metres, base frame)."""
-
-    x_min: float
-    x_max: float
-    y_min: float
-    y_max: float
-
-    @property
-    def centre(self) -> np.ndarray:
-        return np.array([(self.x_min + self.x_max) / 2.0, (self.y_min + self.y_max) / 2.0])
-
-    def contains(self, xy: np.ndarray) -> bool:
-        return bool(self.x_min <= xy[0] <= self.x_max and self.y_min <= xy[1] <= self.y_max)
-
-    def distance(self, xy: np.ndarray) -> float:
-        """Distance from `xy` to the rectangle (0 inside)."""
-        dx = max(self.x_min - xy[0], 0.0, xy[0] - self.x_max)
-        dy = max(self.y_min - xy[1], 0.0, xy[1] - self.y_max)
-        return float(np.hypot(dx, dy))
-
-    def sample(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform([self.x_min, self.y_min], [self.x_max, self.y_max])
-
-    def around(self, xy: np.ndarray) -> TableRect:
-        """This rectangle's half sizes, centred at `xy` (a footprint that moves with its owner)."""
-        half_x, half_y = (self.x_max - self.x_min) / 2.0, (self.y_max - self.y_min) / 2.0
-        return TableRect(xy[0] - half_x, xy[0] + half_x, xy[1] - half_y, xy[1] + half_y)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from metaworld.policies import SawyerPushV3Policy, SawyerPushWallV3Policy, Sawye
 from metaworld.policies.policy import Policy
 
 from farl_sim.failurebench.env import FailureBenchEnv
-from farl_sim.failurebench.geometry import BOUNDED_PUSH_REGION, BOUNDED_SOCCER_REGION, WALL_RECT, Rect
+from farl_sim.failurebench.geometry import BOUNDED_PUSH_REGION, BOUNDED_SOCCER_REGION, WALL_RECT, TableRect
 
 _METAWORLD_EXPERTS: dict[str, Policy] = {
     "bounded-push": SawyerPushV3Policy(),
@@ -118,7 +118,7 @@ def _into_wall_end(obj: np.ndarray) -> np.ndarray:
     return end + np.array([_OVERSHOOT, 0.0])
 
 
-def _beyond_nearest_side(region: Rect, xy: np.ndarray) -> np.ndarray:
+def _beyond_nearest_side(region: TableRect, xy: np.ndarray) -> np.ndarray:
     """_OVERSHOOT outside the nearest of the region's left, right and near (robot-side) edges.
 
     The far edge is left out: in Bounded Soccer the goal mouth interrupts it.

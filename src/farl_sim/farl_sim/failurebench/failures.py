@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
-from farl_sim.failurebench.geometry import GoalMouth, Rect
+from farl_sim.failurebench.geometry import GoalMouth, TableRect
 from farl_sim.failurebench.vase import VASE_GEOM
 
 _MAX_MARGIN = 0.5  # distances beyond this are reported as this (no failure anywhere near)
@@ -60,7 +60,7 @@ def robot_geoms(model: mujoco.MjModel) -> np.ndarray:
 class BoundaryRule:
     """The object centre leaving `region` (except through the goal mouth, if any) is an IR failure."""
 
-    def __init__(self, region: Rect, goal_mouth: GoalMouth | None = None) -> None:
+    def __init__(self, region: TableRect, goal_mouth: GoalMouth | None = None) -> None:
         self.region = region
         self.goal_mouth = goal_mouth
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from farl_core.table_geometry import TableRect
+
 DEFAULT_MAX_EPISODE_STEPS = 200
 """Our time limit (MetaWorld uses 500): the scripted experts succeed within 120 steps."""
 
@@ -48,32 +50,8 @@ GRASP_REACH_Y = 0.78
 y = 0.80, 3 cm at y = 0.85), so near-failure grasp poses are sampled at or below it."""
 
 
-@dataclass(frozen=True)
-class Rect:
-    """An axis-aligned rectangle in the table plane."""
-
-    x_min: float
-    x_max: float
-    y_min: float
-    y_max: float
-
-    @property
-    def centre(self) -> np.ndarray:
-        return np.array([(self.x_min + self.x_max) / 2.0, (self.y_min + self.y_max) / 2.0])
-
-    def contains(self, xy: np.ndarray) -> bool:
-        return bool(self.x_min <= xy[0] <= self.x_max and self.y_min <= xy[1] <= self.y_max)
-
-    def inside_distance(self, xy: np.ndarray) -> float:
-        """Distance to the nearest edge: positive inside, negative outside (metres)."""
-        return float(min(xy[0] - self.x_min, self.x_max - xy[0], xy[1] - self.y_min, self.y_max - xy[1]))
-
-    def closest_point(self, xy: np.ndarray) -> np.ndarray:
-        return np.array([np.clip(xy[0], self.x_min, self.x_max), np.clip(xy[1], self.y_min, self.y_max)])
-
-
-BOUNDED_PUSH_REGION = Rect(x_min=-0.13, x_max=0.13, y_min=0.55, y_max=0.94)
-BOUNDED_SOCCER_REGION = Rect(x_min=-0.22, x_max=0.22, y_min=0.50, y_max=0.95)
+BOUNDED_PUSH_REGION = TableRect(x_min=-0.13, x_max=0.13, y_min=0.55, y_max=0.94)
+BOUNDED_SOCCER_REGION = TableRect(x_min=-0.22, x_max=0.22, y_min=0.50, y_max=0.95)
 
 
 @dataclass(frozen=True)
@@ -93,7 +71,7 @@ SOCCER_GOAL_MOUTH = GoalMouth()
 
 WALL_CENTRE = (0.08, 0.75)
 WALL_HALF_SIZE = (0.14, 0.01)
-WALL_RECT = Rect(x_min=WALL_CENTRE[0] - WALL_HALF_SIZE[0], x_max=WALL_CENTRE[0] + WALL_HALF_SIZE[0],
+WALL_RECT = TableRect(x_min=WALL_CENTRE[0] - WALL_HALF_SIZE[0], x_max=WALL_CENTRE[0] + WALL_HALF_SIZE[0],
                  y_min=WALL_CENTRE[1] - WALL_HALF_SIZE[1], y_max=WALL_CENTRE[1] + WALL_HALF_SIZE[1])
 """MetaWorld's push-wall wall footprint (sawyer_push_wall_v3.xml), used to sample and leave near-wall states."""
 

@@ -29,7 +29,7 @@ from farl_sim.failurebench.geometry import (
     NEAR_FAILURE,
     VASE,
     WALL_RECT,
-    Rect,
+    TableRect,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ _VASE_PLACEMENT_ITERS = 6   # hand placements to hit the sampled vase gap (the g
 _VASE_GAP_TOLERANCE = 0.003
 
 
-def _point_near_edge(region: Rect, edge: int, gap: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _point_near_edge(region: TableRect, edge: int, gap: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A point `gap` inside edge 0 (x_min), 1 (x_max) or 2 (y_min), and that edge's outward normal.
 
     The far edge (y_max) is never used and points stay at y <= GRASP_REACH_Y: out there the hand
