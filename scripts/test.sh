@@ -9,4 +9,8 @@ cd "$(dirname "$0")/.."
 # (seen in torch optimiser set-up); Mesa EGL renders offscreen on CPU machines too.
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 .venv/bin/ruff check .
-.venv/bin/python -m pytest "$@"
+# Both cores: test modules are spread over two workers (a module's tests and fixtures stay
+# together); each worker's torch uses one thread so the two do not fight over the cores.
+# FARL_TEST_WORKERS=0 runs everything in this process (for -x, pdb, or a single test).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+.venv/bin/python -m pytest -n "${FARL_TEST_WORKERS:-2}" --dist loadscope "$@"

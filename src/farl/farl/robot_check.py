@@ -18,6 +18,10 @@ from farl_control.config import BridgeConfig
 CHECK_STEP = 0.02
 """m: the check's up-and-back motion."""
 
+MOVE_TIMEOUT_S = 30.0
+MOVE_ATTEMPTS = 3
+"""franky's planner can abort a motion under CPU load (Ruckig -101, seen in CI); the check re-commands."""
+
 
 def describe(state: RobotStateSample) -> str:
     ee = ", ".join(f"{v:.4f}" for v in state.ee_position)
@@ -35,13 +39,19 @@ def robot_check(config: BridgeConfig, say: Callable[[str], None] = print) -> dic
         say(f"state: {describe(bridge.state())}")
         home = bridge.reset()
         say(f"reset: {describe(home)}")
-        bridge.command(np.array([0.0, 0.0, CHECK_STEP]))
-        bridge.robot.join_motion(timeout=30.0)
-        up = bridge.state().ee_position - home.ee_position
+        up = _move_to(bridge, home.ee_position + [0.0, 0.0, CHECK_STEP]) - home.ee_position
         say(f"moved +{CHECK_STEP * 100:.0f} cm in z: measured dz {up[2] * 100:.2f} cm")
-        bridge.command(np.array([0.0, 0.0, -CHECK_STEP]))
-        bridge.robot.join_motion(timeout=30.0)
+        _move_to(bridge, home.ee_position)
         back = bridge.reset()
         error = float(np.linalg.norm(back.ee_position - home.ee_position))
         say(f"reset again: home within {error * 1000:.1f} mm")
         return {"dz_up": float(up[2]), "home_error": error}
+
+
+def _move_to(bridge: FrankaBridge, target: np.ndarray, attempts: int = MOVE_ATTEMPTS) -> np.ndarray:
+    """Command the EE to `target` and wait; a motion franky aborted is re-commanded from where it stopped."""
+    for _ in range(attempts):
+        bridge.command(target - bridge.state().ee_position)
+        if bridge.wait_for_motion(timeout=MOVE_TIMEOUT_S):
+            break
+    return bridge.state().ee_position

@@ -164,12 +164,11 @@ class FrankaBridge:
             if self.robot.has_errors:
                 self._recover("robot reported an error before the reset")
             self._settle()
-            motion = franky.JointMotion(franky.JointState(home.tolist()))
             # A motion's own factor multiplies the robot-wide one, so the reset speed is set robot-wide
             # for the duration of the reset and the commands' hard-limit factor restored afterwards.
             self.robot.relative_dynamics_factor = settings.dynamics_factor
             try:
-                self._move_home(motion)
+                self._move_home(home)
             finally:
                 self.robot.relative_dynamics_factor = self.config.limits.dynamics_factor
             self.open_gripper(wait=True)
@@ -262,23 +261,23 @@ class FrankaBridge:
             except (franky.ControlException, RuntimeError):  # the stopped motion's preemption report; join again
                 time.sleep(0.01)
 
-    def _move_home(self, motion: Any) -> None:
+    def _move_home(self, home: np.ndarray) -> None:
         """The reset's joint motion, retried until SETTLE_TIMEOUT_S: franky refuses a new motion type while
-        the stopped Cartesian motion's control loop is still winding down, and a robot error needs recovery."""
+        the stopped Cartesian motion's control loop is still winding down, and a robot error needs recovery.
+        Each attempt builds a new motion object: franky refuses to start one twice."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         while True:
             try:
-                self.robot.move(motion)
+                self.robot.move(franky.JointMotion(franky.JointState(home.tolist())))
                 return
             except RuntimeError as exc:  # franky's planner on a (near) zero-length motion: already home?
-                home = np.asarray(motion.target.position, dtype=float)
                 if np.allclose(self.robot.current_joint_state.position, home, atol=1e-3):
                     return
                 if time.monotonic() > deadline:
                     raise RobotError(f"reset failed for {SETTLE_TIMEOUT_S:.0f} s ({exc}); check the robot and "
                                      "restart the bridge") from exc
                 self._settle()
-            except franky.Exception as exc:
+            except (franky.Exception, franky.InvalidMotionTypeException) as exc:  # the latter is no franky.Exception
                 if time.monotonic() > deadline:
                     raise RobotError(f"reset failed for {SETTLE_TIMEOUT_S:.0f} s ({type(exc).__name__}: {exc}); "
                                      "check the robot and restart the bridge") from exc
@@ -290,13 +289,32 @@ class FrankaBridge:
     def _move_to(self, target: Any) -> None:
         """Asynchronous Cartesian motion to `target`, preempting the running one.
 
-        franky's planner raises RuntimeError ("Motion planner failed") for some preemptions onto a
+        franky reports a planner failure of the running motion ("Motion planner failed", a plain
+        RuntimeError; seen under CPU load as Ruckig -101) at the next `move`, which then did not
+        start: the motion is retried once from rest.  A second refusal comes from preempting onto a
         target the arm practically sits on; stopping in place is then the same outcome, safely.
         """
-        try:
-            self.robot.move(franky.CartesianMotion(target), asynchronous=True)
-        except RuntimeError:
-            self._settle()
+        for _ in range(2):
+            try:
+                self.robot.move(franky.CartesianMotion(target), asynchronous=True)
+                return
+            except RuntimeError:
+                self._settle()
+
+    def wait_for_motion(self, timeout: float) -> bool:
+        """Block until the running motion ends; False when it timed out or franky's planner aborted it.
+
+        For scripted moves (robot check, calibration poses); a policy never waits, it preempts.
+        """
+        with self._lock:
+            try:
+                return bool(self.robot.join_motion(timeout=timeout))
+            except RuntimeError as exc:  # planner failure mid-motion: the arm stopped short of the target
+                self._error = f"motion aborted by franky's planner: {exc}"
+                return False
+            except franky.ControlException as exc:
+                self._recover(f"{type(exc).__name__}: {exc}")
+                return False
 
     def _hold(self, pose: Any) -> None:
         """Replace the running motion by one to the measured pose: the arm brakes and stays."""

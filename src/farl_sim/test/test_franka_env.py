@@ -31,10 +31,16 @@ def test_observation_follows_the_task_spec_and_actions_move_the_arm(env: FrankaS
     names = list(spec.observation_names)
     start = obs[[names.index("ee_x"), names.index("ee_y"), names.index("ee_z")]]
     before = env.bridge.robot_time()
+    period = 1.0 / env.bridge.config.control_rate_hz
+    steps = []
     for _ in range(3):
         obs, reward, terminated, truncated, info = env.step(np.array([0.0, 0.0, -1.0, -1.0], dtype=np.float32))
         assert np.isfinite(reward) and not terminated and not info["rejected"]
-    assert env.bridge.robot_time() - before == pytest.approx(3 / env.bridge.config.control_rate_hz, abs=0.05)
+        steps.append(info["dt"])
+    # Each step lasts at least one control period of robot time and reports how long it really took
+    # (a starved CPU can overrun it; CI saw 0.3 s for one 0.2 s step, so no upper bound is asserted).
+    assert min(steps) >= period - 1e-3
+    assert sum(steps) <= env.bridge.robot_time() - before + 1e-3
     moved = obs[names.index("ee_z")] - start[2]
     assert -3 * env.bridge.config.limits.max_translation - 0.005 < moved < -0.03  # down, at most the step cap
 

@@ -21,8 +21,8 @@ from farl_core.errors import FarlError
 from farl_core.franka_tasks import BoundedSoccerGeometry, DisturbedPushGeometry, FragilePushWallGeometry
 from farl_sim.franka_scenes import (
     CameraExtrinsics,
+    CameraIntrinsics,
     D435Config,
-    D435Intrinsics,
     DisturbedPushScene,
     FrankaScene,
     SimulatedD435,
@@ -238,7 +238,7 @@ def test_off_centre_intrinsics_render_where_they_project() -> None:
 
     # flat red tiles (a shaded sphere's colour-threshold centroid drifts towards its lit side)
     tiles = [(0.25, 0.12, 0.02), (0.45, -0.15, 0.05), (0.1, 0.2, 0.0)]
-    config = D435Config(intrinsics=D435Intrinsics(fx=600.0, fy=630.0, cx=331.0, cy=228.0),
+    config = D435Config(intrinsics=CameraIntrinsics(fx=600.0, fy=630.0, cx=331.0, cy=228.0),
                         extrinsics=CameraExtrinsics.look_at((0.9, 0.3, 0.7), (0.3, 0.0, 0.0)))
     for tile in tiles:
         root = ET.fromstring('<mujoco><worldbody><geom type="plane" size="2 2 0.1" rgba="0.2 0.2 0.2 1"/>'

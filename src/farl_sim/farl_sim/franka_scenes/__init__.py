@@ -14,8 +14,8 @@ import gymnasium as gym
 
 from farl_sim.franka_scenes.camera import (
     CameraExtrinsics,
+    CameraIntrinsics,
     D435Config,
-    D435Intrinsics,
     RGBDFrame,
     SimulatedD435,
     add_camera,
@@ -31,7 +31,7 @@ from farl_sim.franka_scenes.scenes import (
 )
 
 __all__ = [
-    "FRANKA_SCENES", "BoundedSoccerScene", "CameraExtrinsics", "D435Config", "D435Intrinsics", "DisturbedPushScene",
+    "FRANKA_SCENES", "BoundedSoccerScene", "CameraExtrinsics", "D435Config", "CameraIntrinsics", "DisturbedPushScene",
     "FragilePushWallScene", "FrankaScene", "HumanMotion", "RGBDFrame", "ScriptedHuman", "SimulatedD435",
     "add_camera", "make_franka_scene",
 ]

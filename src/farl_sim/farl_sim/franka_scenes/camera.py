@@ -33,12 +33,13 @@ from __future__ import annotations
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import mujoco
 import numpy as np
 
+from farl_core.camera_model import CameraExtrinsics, CameraIntrinsics, RGBDFrame
 from farl_core.errors import FarlError
 
 T = TypeVar("T")
@@ -56,74 +57,6 @@ class RunningSim(Protocol):
     def call_in_sim(self, fn: Callable[[mujoco.MjModel, mujoco.MjData], T], timeout: float = 5.0) -> T: ...
 
 
-@dataclass(frozen=True)
-class D435Intrinsics:
-    """Pinhole intrinsics of the colour stream (pixels)."""
-
-    width: int = 640
-    height: int = 480
-    fx: float = 615.0
-    fy: float = 615.0
-    cx: float = 319.5
-    cy: float = 239.5
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    def project(self, points_camera: np.ndarray) -> np.ndarray:
-        """Pixel coordinates (..., 2) of camera-frame points (..., 3)."""
-        points = np.asarray(points_camera, dtype=float)
-        z = points[..., 2]
-        return np.stack([self.fx * points[..., 0] / z + self.cx, self.fy * points[..., 1] / z + self.cy], axis=-1)
-
-    def deproject(self, u: np.ndarray | float, v: np.ndarray | float, depth_m: np.ndarray | float) -> np.ndarray:
-        """Camera-frame points (..., 3) for pixels (u, v) with depth along the optical axis (metres)."""
-        z = np.asarray(depth_m, dtype=float)
-        x = (np.asarray(u, dtype=float) - self.cx) / self.fx * z
-        y = (np.asarray(v, dtype=float) - self.cy) / self.fy * z
-        return np.stack(np.broadcast_arrays(x, y, z), axis=-1)
-
-
-@dataclass(frozen=True)
-class CameraExtrinsics:
-    """The camera's optical frame in the robot base frame: camera_to_base maps camera points to base points."""
-
-    position: tuple[float, float, float]
-    rotation: tuple[tuple[float, float, float], ...]  # rows of R; its columns are the camera axes in base
-
-    @classmethod
-    def look_at(cls, position: tuple[float, float, float], target: tuple[float, float, float],
-                up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> CameraExtrinsics:
-        """A camera at `position` whose optical axis passes through `target`, image up towards `up`."""
-        eye, aim, world_up = (np.asarray(v, dtype=float) for v in (position, target, up))
-        z = aim - eye
-        if np.linalg.norm(z) == 0.0:
-            raise FarlError("camera position and look-at target coincide: move one of them")
-        z /= np.linalg.norm(z)
-        x = np.cross(z, world_up)
-        if np.linalg.norm(x) < 1e-9:
-            raise FarlError("camera looks along its 'up' vector: choose another up direction")
-        x /= np.linalg.norm(x)
-        y = np.cross(z, x)
-        rotation = np.stack([x, y, z], axis=1)
-        return cls(position=tuple(float(p) for p in eye),
-                   rotation=tuple(tuple(float(r) for r in row) for row in rotation))
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """camera_to_base as a 4x4 homogeneous transform."""
-        transform = np.eye(4)
-        transform[:3, :3] = np.asarray(self.rotation)
-        transform[:3, 3] = self.position
-        return transform
-
-    def mjcf_xyaxes(self) -> str:
-        """MuJoCo's camera looks along its -z with y up: its x is the optical x, its y the optical -y."""
-        rotation = np.asarray(self.rotation)
-        return " ".join(f"{v:.9g}" for v in (*rotation[:, 0], *(-rotation[:, 1])))
-
-
 DEFAULT_EXTRINSICS = CameraExtrinsics.look_at(position=(1.05, 0.0, 0.80), target=(0.52, 0.0, 0.0))
 """In front of the robot, 0.96 m from the workspace centre, looking down 56 degrees: sees all of
 x [0.34, 0.75] x y [-0.25, 0.25] and over the 8 cm wall, with the arm behind the objects."""
@@ -134,7 +67,7 @@ class D435Config:
     """A simulated D435: where it is, what it sees, how noisy its depth is."""
 
     name: str = "d435"
-    intrinsics: D435Intrinsics = D435Intrinsics()
+    intrinsics: CameraIntrinsics = CameraIntrinsics()
     extrinsics: CameraExtrinsics = DEFAULT_EXTRINSICS
     depth_noise: float = 0.0    # 1/m: sigma = depth_noise * z^2; 0.005 is a realistic D435 at this range
     min_depth: float = 0.2      # m: closer pixels read 0 (a D435's minimum range is below this at 640x480)
@@ -144,6 +77,12 @@ class D435Config:
 
 
 DEFAULT_D435 = D435Config()
+
+
+def _mjcf_xyaxes(extrinsics: CameraExtrinsics) -> str:
+    """MuJoCo's camera looks along its -z with y up: its x is the optical x, its y the optical -y."""
+    rotation = np.asarray(extrinsics.rotation)
+    return " ".join(f"{v:.9g}" for v in (*rotation[:, 0], *(-rotation[:, 1])))
 
 
 def add_camera(mujoco_root: ET.Element, config: D435Config) -> ET.Element:
@@ -165,19 +104,10 @@ def add_camera(mujoco_root: ET.Element, config: D435Config) -> ET.Element:
     principal = ((intrinsics.width - 1) / 2.0 - intrinsics.cx, intrinsics.cy - (intrinsics.height - 1) / 2.0)
     return ET.SubElement(
         worldbody, "camera", name=config.name, mode="fixed",
-        pos=" ".join(f"{p:.9g}" for p in config.extrinsics.position), xyaxes=config.extrinsics.mjcf_xyaxes(),
+        pos=" ".join(f"{p:.9g}" for p in config.extrinsics.position), xyaxes=_mjcf_xyaxes(config.extrinsics),
         resolution=f"{intrinsics.width} {intrinsics.height}",
         sensorsize=f"{intrinsics.width * SENSOR_PIXEL_PITCH:.9g} {intrinsics.height * SENSOR_PIXEL_PITCH:.9g}",
         focalpixel=f"{intrinsics.fx:.9g} {intrinsics.fy:.9g}", principalpixel=f"{principal[0]:.9g} {principal[1]:.9g}")
-
-
-@dataclass(frozen=True)
-class RGBDFrame:
-    """One capture: colour (H, W, 3) uint8, aligned depth (H, W) uint16 millimetres (0 = none), sim time (s)."""
-
-    rgb: np.ndarray = field(repr=False)
-    depth_mm: np.ndarray = field(repr=False)
-    time: float
 
 
 def _snapshot(model: mujoco.MjModel, data: mujoco.MjData, spec: int) -> np.ndarray:
@@ -206,7 +136,7 @@ class SimulatedD435:
         self._thread: int | None = None
 
     @property
-    def intrinsics(self) -> D435Intrinsics:
+    def intrinsics(self) -> CameraIntrinsics:
         return self.config.intrinsics
 
     @property
@@ -227,21 +157,18 @@ class SimulatedD435:
             depth_m = renderer.render().astype(np.float64)
         finally:
             renderer.disable_depth_rendering()
-        return RGBDFrame(rgb=rgb, depth_mm=self._to_millimetres(depth_m), time=float(self._data.time))
+        return RGBDFrame(rgb=rgb, depth_mm=self._to_millimetres(depth_m), time=float(self._data.time),
+                         intrinsics=self.intrinsics)
 
     def project(self, points_base: np.ndarray) -> np.ndarray:
         """Pixel coordinates (..., 2) of base-frame points (..., 3)."""
-        transform = self.camera_to_base
-        points = np.asarray(points_base, dtype=float) - transform[:3, 3]
-        return self.intrinsics.project(points @ transform[:3, :3])
+        return self.intrinsics.project(self.config.extrinsics.to_camera(points_base))
 
     def deproject(self, u: np.ndarray | float, v: np.ndarray | float, depth_mm: np.ndarray | float) -> np.ndarray:
         """Base-frame points (..., 3) for pixels with depth in millimetres; NaN where the depth is 0 (none)."""
         depth = np.asarray(depth_mm, dtype=float)
         depth = np.where(depth > 0, depth / 1000.0, np.nan)
-        points = self.intrinsics.deproject(u, v, depth)
-        transform = self.camera_to_base
-        return points @ transform[:3, :3].T + transform[:3, 3]
+        return self.config.extrinsics.to_base(self.intrinsics.deproject(u, v, depth))
 
     def close(self) -> None:
         """Free the OpenGL context (call from the thread that captured; idempotent)."""

@@ -5,7 +5,9 @@ watchdog, franky client on loopback) and the observation is built by the farl_co
 from the bridge's robot state and the scene's object states, the way the hardware runner builds
 it from the bridge and perception.  A policy trained here therefore sees the interface the real
 Panda gives it.  Time is robot time: one step is one control period (1 / control_rate_hz) of the
-simulated robot's clock, however fast franky-sim runs on this CPU.
+simulated robot's clock, however fast franky-sim runs on this CPU.  A step is never shorter
+than that; on a starved CPU the simulation can run on while this thread waits to be scheduled, so
+`info["dt"]` reports the robot time the step really took (as a real robot's loop would see it).
 """
 
 from __future__ import annotations
@@ -64,10 +66,12 @@ class FrankaSimEnv(gym.Env[np.ndarray, np.ndarray]):
         start = self.bridge.robot_time()
         command = self.bridge.command(action[:3] * self.bridge.config.limits.max_translation, gripper=action[3])
         self._wait_until(start + 1.0 / self.bridge.config.control_rate_hz)
-        self.scene.disturb(self.sim, self.bridge.robot_time() - self._episode_start, self.np_random)
+        now = self.bridge.robot_time()
+        self.scene.disturb(self.sim, now - self._episode_start, self.np_random)
         self._steps += 1
         obs, info = self._observe()
-        info |= {"clipped": command.clipped, "rejected": command.rejected, "reason": command.reason}
+        info |= {"clipped": command.clipped, "rejected": command.rejected, "reason": command.reason,
+                 "dt": now - start}
         terminated = bool(info["ir_failure"])  # a human would have to intervene
         truncated = not terminated and self._steps >= self.max_episode_steps
         return obs, info["reward"], terminated, truncated, info
