@@ -14,7 +14,9 @@ from launch_ros.actions import Node
 from launch import LaunchDescription
 
 # (package, executable, node name). A component lands here when its *_node.py exists.
-NODES: list[tuple[str, str, str]] = []
+NODES: list[tuple[str, str, str]] = [
+    ("farl_perception", "perception_node", "farl_perception"),
+]
 
 
 def generate_launch_description() -> LaunchDescription:

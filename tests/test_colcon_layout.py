@@ -8,6 +8,7 @@ its message definitions are checked by test_interfaces.py instead.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,15 @@ def test_farl_installs_cli_launch_and_config(installed: Path, repo_root: Path) -
     assert config == sorted(p.name for p in (repo_root / "config").glob("*.yaml"))
     script = installed / "farl/lib/farl/farl"  # where `ros2 run farl farl` looks
     assert script.is_file() and os.access(script, os.X_OK)
+
+
+def test_every_node_of_the_launch_file_is_installed_where_ros2_run_looks(installed: Path, repo_root: Path) -> None:
+    launch = (repo_root / "launch" / "bringup.launch.py").read_text()
+    nodes = re.findall(r'\("(farl_\w+)", "(\w+_node)", "\w+"\)', launch)
+    assert ("farl_perception", "perception_node") in nodes
+    for package, executable in nodes:
+        script = installed / package / "lib" / package / executable
+        assert script.is_file() and os.access(script, os.X_OK), script
 
 
 def test_installed_cli_runs_from_the_install_prefix(installed: Path, tmp_path: Path) -> None:

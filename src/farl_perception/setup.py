@@ -12,4 +12,5 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=True,
+    entry_points={"console_scripts": ["perception_node = farl_perception.perception_node:main"]},
 )

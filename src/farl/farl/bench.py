@@ -25,9 +25,10 @@ from farl_safety.shield import Shield
 from farl_safety.world_model import WorldModel, train_world_model
 
 
-def percentiles(samples_s: list[float]) -> dict[str, float]:
+def percentiles(samples_s: list[float], qs: tuple[int, ...] = (50, 99)) -> dict[str, float]:
+    """{"p50_ms": ..., ...} of durations given in seconds."""
     ms = np.asarray(samples_s) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    return {f"p{q}_ms": float(np.percentile(ms, q)) for q in qs}
 
 
 def bench_shield(horizons: tuple[int, ...] = (5, 10), calls: int = 2000, task_name: str = "point-mass",

@@ -17,6 +17,7 @@ import yaml
 
 from farl import __version__
 from farl.config_files import NODE_SCHEMAS, default_config_path
+from farl.perception_cli import add_perception_parser
 from farl_control.config import BridgeConfig
 from farl_core.config import ROS_PARAMS_KEY, load_file, load_section, to_mapping
 from farl_core.errors import FarlError
@@ -165,6 +166,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"franky-sim real-time factor (paced): {results['realtime_factor']:.2f}")
         print(f"RGB-D 640x480 render: p50 {results['render_rgbd']['p50_ms']:.0f} ms, "
               f"p99 {results['render_rgbd']['p99_ms']:.0f} ms")
+    elif args.what == "perception":
+        from farl.bench_perception import bench_perception
+        results = bench_perception(frames=args.frames, weights=Path(args.weights) if args.weights else None)
+        grab = results["grab"]
+        print(f"frame grab (sim D435 render): p50 {grab['p50_ms']:.0f} ms, p95 {grab['p95_ms']:.0f} ms")
+        for label in ("colour", "yolov8n_320", "yolov8n_640", "yolov8n_320_gated_colour"):
+            fig = results[label]
+            print(f"{label}: processing p50 {fig['processing']['p50_ms']:.0f} ms, p95 {fig['processing']['p95_ms']:.0f}"
+                  f" ms; grab + processing p95 {fig['full']['p95_ms']:.0f} ms "
+                  f"({fig['full_p95_ratio_to_grab']:.2f}x the grab)")
     else:
         results = bench_training(steps=args.steps or 200)
         for name, fig in results.items():
@@ -246,8 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     robot_check.add_argument("--config", help="parameter file with a farl_bridge section (limits, home pose)")
     robot_check.set_defaults(func=cmd_robot_check)
 
+    add_perception_parser(verbs)
+
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
-    bench.add_argument("what", choices=["shield", "training", "failurebench", "robot"])
+    bench.add_argument("what", choices=["shield", "training", "failurebench", "robot", "perception"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
                        "robot: latency trials (default 30)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
@@ -259,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--methods", nargs="+", default=["uni-o4", "farl", "rec-rl", "mppi"],
                        help="failurebench: uni-o4 farl rec-rl mppi ppo-lag")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="failurebench: online seeds")
+    bench.add_argument("--frames", type=int, default=40, help="perception: frames (default 40)")
+    bench.add_argument("--weights", help="perception: trained YOLO weights (default: an untrained YOLOv8n)")
     bench.add_argument("--jobs", type=int, default=2, help="failurebench: worker processes (default 2)")
     bench.add_argument("--config", help="failurebench: parameter file with a farl_failurebench section "
                        "(default: config/failurebench.yaml)")

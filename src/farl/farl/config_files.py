@@ -13,9 +13,11 @@ from pathlib import Path
 from farl.benchmark.config import FailureBenchConfig
 from farl.training import TrainingConfig
 from farl_control.config import BridgeConfig
+from farl_perception.config import PerceptionConfig
 
 NODE_SCHEMAS: dict[str, type] = {
     "farl_bridge": BridgeConfig,
+    "farl_perception": PerceptionConfig,
     "farl_training": TrainingConfig,            # not a node: the learning jobs of the `farl` CLI
     "farl_failurebench": FailureBenchConfig,    # not a node: `farl bench failurebench`
 }

@@ -114,18 +114,34 @@ def from_mapping(schema: type[T], data: Mapping[str, Any], *, where: str) -> T:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def nest_parameters(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """ROS 2 parameters as a node sees them ("colour.ranges.ball.lower": [...]) back into the nested
+    mapping of the parameter file, so a node builds its config with `from_mapping` like the CLI."""
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        level = nested
+        for part in parents:
+            level = level.setdefault(part, {})
+            if not isinstance(level, dict):
+                raise ConfigError(f"parameter {name}: '{part}' is both a value and a group")
+        level[leaf] = value
+    return nested
+
+
 def to_mapping(config: Any) -> dict[str, Any]:
     """Plain dict of a config dataclass (tuples as lists), e.g. to write a parameter file."""
-    out = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            out[f.name] = to_mapping(value)
-        elif isinstance(value, tuple):
-            out[f.name] = list(value)
-        else:
-            out[f.name] = value
-    return out
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return to_mapping(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -150,6 +166,14 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise _expected(key, f"a mapping of {tp.__name__} parameters", value)
         return from_mapping(tp, value, where=key)
+    if origin is dict:
+        # Named entries (e.g. one HSV range per object) as a nested mapping: ROS 2 parameter files
+        # hold these as dotted names (colour.ranges.ball.lower); a list of mappings they cannot.
+        if args[0] is not str:
+            raise ConfigError(f"{key}: schema type {tp!r} is not supported by the config loader (string keys only)")
+        if not isinstance(value, dict):
+            raise _expected(key, "a mapping of names to values", value)
+        return {str(name): _coerce(args[1], item, f"{key}.{name}") for name, item in value.items()}
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise _expected(key, _describe(tp), value)

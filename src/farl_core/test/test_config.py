@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from farl_core.config import from_mapping, load_file, load_section, param, to_mapping
+from farl_core.config import from_mapping, load_file, load_section, nest_parameters, param, to_mapping
 from farl_core.errors import ConfigError
 
 
@@ -119,3 +119,32 @@ def test_load_file_rejects_unknown_section(tmp_path: Path) -> None:
 def test_to_mapping_round_trips() -> None:
     cfg = Outer(rate_hz=7.0, inner=Inner(gains=(0.5, 0.25), mode="b"))
     assert from_mapping(Outer, to_mapping(cfg), where="x") == cfg
+
+
+@dataclass(frozen=True)
+class Named:
+    """Entries keyed by name, the layout ROS 2 parameter files can hold (no lists of mappings)."""
+
+    entries: dict[str, Inner] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def test_named_entries_load_check_and_round_trip(tmp_path: Path) -> None:
+    path = write(tmp_path, "node:\n  ros__parameters:\n    entries:\n      ball: {gains: [1, 2], mode: b}\n"
+                           "      cup: {}\n    labels: {sports ball: ball}\n")
+    cfg = load_section(path, "node", Named)
+    assert cfg.entries == {"ball": Inner(gains=(1.0, 2.0), mode="b"), "cup": Inner()}
+    assert cfg.labels == {"sports ball": "ball"}
+    assert from_mapping(Named, to_mapping(cfg), where="x") == cfg
+    bad = write(tmp_path, "node:\n  ros__parameters:\n    entries:\n      ball: {gains: [1]}\n")
+    with pytest.raises(ConfigError, match=r"node\.entries\.ball\.gains: expected a list of 2 numbers"):
+        load_section(bad, "node", Named)
+    with pytest.raises(ConfigError, match=r"node\.labels: expected a mapping of names to values"):
+        load_section(write(tmp_path, "node:\n  ros__parameters:\n    labels: [a, b]\n"), "node", Named)
+
+
+def test_dotted_ros_parameter_names_nest_back_into_the_file_layout() -> None:
+    flat = {"rate_hz": 10.0, "inner.gains": [3.0, 4.0], "inner.mode": "b"}
+    assert from_mapping(Outer, nest_parameters(flat), where="node") == Outer(rate_hz=10.0, inner=Inner((3.0, 4.0), "b"))
+    with pytest.raises(ConfigError, match="parameter inner.mode.x: 'mode' is both a value and a group"):
+        nest_parameters({"inner.mode": "a", "inner.mode.x": 1})

@@ -30,6 +30,7 @@ closed) from that same thread.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -46,6 +47,18 @@ T = TypeVar("T")
 
 SENSOR_PIXEL_PITCH = 3e-6
 """Metres per pixel given to MuJoCo's `sensorsize`; any value gives the same image (it cancels out)."""
+
+
+def load_torch_compiler_before_gl() -> None:
+    """Import torch's compiler stack (if torch is installed) before this process makes a GL context.
+
+    Mesa (MUJOCO_GL=egl or osmesa) and triton each bring an LLVM; with Mesa's loaded first, a later
+    `import torch._dynamo` (every torch optimiser does it) segfaults the process: render, then train,
+    in one process.  Reproduced with torch 2.15 and mujoco 3.3 as `mujoco.GLContext(64, 64)
+    .make_current(); import triton` (exit 139); the other order is fine.
+    """
+    if importlib.util.find_spec("torch") is not None:
+        import torch._dynamo  # noqa: F401
 
 
 class RunningSim(Protocol):
@@ -185,6 +198,7 @@ class SimulatedD435:
 
     def _renderer_here(self) -> mujoco.Renderer:
         if self._renderer is None:
+            load_torch_compiler_before_gl()
             intrinsics = self.intrinsics
             try:
                 self._renderer = mujoco.Renderer(self._model, height=intrinsics.height, width=intrinsics.width)

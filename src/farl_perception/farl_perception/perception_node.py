@@ -1,0 +1,94 @@
+"""ROS 2 node `farl_perception`: realsense-ros colour + aligned depth in, /farl/objects out.
+
+A thin adapter (DESIGN.md): parameters -> PerceptionConfig, image callbacks -> TopicSource, a
+timer at rate_hz -> Perception.step() -> ObjectArray message.  The timer blocks in step() for
+at most read_timeout_s waiting for a frame, so the image subscriptions live in their own callback
+group and the node spins on two threads: frames keep arriving while a step waits.
+
+Parameters: the `farl_perception` section of the FARL parameter file (see `farl config show`),
+plus `task` (whose objects to report), `camera_namespace` (realsense-ros, default /camera/camera)
+and `base_frame` (the frame_id of the published positions, default "base").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Vector3
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from farl_core.camera_model import RGBDFrame
+from farl_core.config import nest_parameters
+from farl_core.errors import FarlError
+from farl_core.franka_tasks import get_franka_task
+from farl_interfaces.msg import ObjectArray, ObjectState
+from farl_perception.config import NODE, perception_config_from_parameters
+from farl_perception.object_messages import MessageTypes, to_object_array_msg
+from farl_perception.pipeline import Perception, PerceptionState
+from farl_perception.ros_image import DEFAULT_NAMESPACE, FramePairer, camera_topics
+from farl_perception.topic_source import TopicSource
+
+NODE_PARAMETERS = {"task": "fragile-push-wall", "camera_namespace": DEFAULT_NAMESPACE, "base_frame": "base"}
+MESSAGES = MessageTypes(ObjectArray, ObjectState, Header, Time, Point, Vector3)
+
+
+class PerceptionNode(Node):
+    def __init__(self) -> None:
+        super().__init__(NODE, automatically_declare_parameters_from_overrides=True)
+        for name, default in NODE_PARAMETERS.items():
+            if not self.has_parameter(name):
+                self.declare_parameter(name, default)
+        values = {name: p.value for name, p in self.get_parameters_by_prefix("").items() if name != "use_sim_time"}
+        task, namespace, self._frame_id = (values.pop(name) for name in NODE_PARAMETERS)
+        config = perception_config_from_parameters(task, nest_parameters(values), where=f"node {NODE}")
+        topics = camera_topics(namespace)
+        self._source = TopicSource(namespace)
+        self._pairer = FramePairer()
+        self._perception = Perception(config, self._source, get_franka_task(task).object_names)
+        self._publisher = self.create_publisher(ObjectArray, "/farl/objects", 10)
+        images = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(CameraInfo, topics.info, self._pairer.set_camera_info, 5, callback_group=images)
+        self.create_subscription(Image, topics.color, self._offer(self._pairer.add_color), 5, callback_group=images)
+        self.create_subscription(Image, topics.depth, self._offer(self._pairer.add_depth), 5, callback_group=images)
+        self.create_timer(1.0 / config.rate_hz, self._step, callback_group=MutuallyExclusiveCallbackGroup())
+        self._state = PerceptionState.STARTING
+
+    def _offer(self, add: Callable[[Image], RGBDFrame | None]) -> Callable[[Image], None]:
+        """An image callback: hand the message to the pairer, push a completed pair to the source."""
+        def callback(msg: Image) -> None:
+            frame = add(msg)
+            if frame is not None:
+                self._source.push(frame)
+        return callback
+
+    def _step(self) -> None:
+        objects = self._perception.step()
+        status = self._perception.status
+        if status.state is not self._state:
+            log = self.get_logger().warning if status.state is PerceptionState.STALLED else self.get_logger().info
+            log(f"perception {status.state.value}: {status.message}")
+            self._state = status.state
+        self._publisher.publish(to_object_array_msg(objects, MESSAGES, self._frame_id))
+
+
+def main() -> None:
+    rclpy.init()
+    try:
+        node = PerceptionNode()
+    except FarlError as exc:
+        print(f"farl_perception: error: {exc}")
+        rclpy.shutdown()
+        raise SystemExit(2) from None
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
