@@ -55,9 +55,9 @@ def bench_perception(frames: int = 40, task: str = "fragile-push-wall", weights:
     with tempfile.TemporaryDirectory() as scratch, SimSource(task, seed=seed) as source:
         weights = weights or untrained_detector(Path(scratch) / "yolov8n.pt", names)
         base = replace(task_defaults(task), extrinsics=CameraExtrinsics.from_matrix(source.camera_to_base))
-        feeds = {label: TopicSource(label) for label in _configurations(base, weights)}
-        pipelines = {label: Perception(config, feeds[label], names)
-                     for label, config in _configurations(base, weights).items()}
+        configurations = _configurations(base, weights)
+        feeds = {label: TopicSource(label) for label in configurations}
+        pipelines = {label: Perception(config, feeds[label], names) for label, config in configurations.items()}
         warm_up = source.read()  # the first render builds the OpenGL context: not a steady-state grab
         for label, perception in pipelines.items():  # nor is a network's first call (allocation, tracing)
             feeds[label].push(warm_up)

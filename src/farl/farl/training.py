@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 
 from farl.online import OnlineFinetuner, OnlineResult, run_online
 from farl.tasks import Task
+from farl_core.atomic_files import write_atomic
 from farl_core.checkpoint import CheckpointError
 from farl_core.datasets import is_dataset, load_dataset, save_dataset
 from farl_core.metrics import MetricsWriter
@@ -68,9 +68,7 @@ def prepare_run_dir(out: Path, overwrite: bool) -> Path:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Atomic JSON write (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str)))
 
 
 def policy_failure_demos(task: Task, policy_dir: Path, noise: float, transitions: int, seed: int,

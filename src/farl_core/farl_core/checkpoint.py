@@ -13,7 +13,6 @@ when the caller passes overwrite=True.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from farl_core.atomic_files import replace_folder
 from farl_core.errors import FarlError
 from farl_core.spec import TaskSpec
 
@@ -69,14 +69,7 @@ def save_checkpoint(path: str | Path, *, kind: str, tensors: dict[str, torch.Ten
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(staging / WEIGHTS))
         (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
-        if path.exists():
-            trash = path.with_name(f".{path.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(path, trash)
-            os.replace(staging, path)
-            shutil.rmtree(trash)
-        else:
-            os.replace(staging, path)
+        replace_folder(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path

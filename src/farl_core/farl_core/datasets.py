@@ -28,6 +28,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from farl_core.atomic_files import replace_folder
 from farl_core.spec import TaskSpec
 from farl_core.transitions import DataError, Transitions
 
@@ -81,7 +82,7 @@ def save_dataset(data: Transitions, path: str | Path, spec: TaskSpec, label: str
                 dataset_id, buffers, env=gym.spec(env_id) if env_id else None, algorithm_name=f"farl-{label}-demos",
                 description=description or f"FARL {label} demonstrations for {spec.name}; infos: cost (0/1 C of "
                 "Eq. 1), label (0 task, 1 recovery, 2 failure)", **({} if env_id else box))
-        _replace(staging / dataset_id, path)
+        replace_folder(staging / dataset_id, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
@@ -136,13 +137,3 @@ def _minari_root(root: Path):
             os.environ["MINARI_DATASETS_PATH"] = previous
 
 
-def _replace(source: Path, target: Path) -> None:
-    """Move the finished folder into place; an old one (overwrite asked for) goes only after."""
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(target, retired)
-        os.replace(source, target)
-        shutil.rmtree(retired)
-    else:
-        os.replace(source, target)

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -42,6 +40,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
+from farl_core.atomic_files import write_atomic
 from farl_core.camera_model import CameraExtrinsics, CameraIntrinsics
 from farl_core.errors import FarlError
 
@@ -317,15 +316,7 @@ def save_calibration(result: CalibrationResult, path: str | Path, overwrite: boo
     if path.exists() and not overwrite:
         raise CalibrationError(f"calibration {path} already exists (choose another path, or pass --overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(result.to_dict(), stream, indent=2)
-            stream.write("\n")
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
+    write_atomic(path, lambda staging: staging.write_text(json.dumps(result.to_dict(), indent=2) + "\n"))
     return path
 
 

@@ -27,11 +27,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from farl_core.atomic_files import write_atomic
 from farl_core.errors import FarlError
 from farl_perception.yolo_detector import ULTRALYTICS_OFFLINE, ultralytics_yolo
 
@@ -117,12 +117,6 @@ def _model_source(model: str | Path) -> str:
     return str(Path(text).absolute())
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    write(staging)
-    os.replace(staging, path)
-
-
 def train_detector(data_yaml: str | Path, out_dir: str | Path, model: str | Path = "yolov8n.yaml", epochs: int = 50,
                    imgsz: int = 640, batch: int = 16, device: str = "cpu", seed: int = 0,
                    overwrite: bool = False) -> TrainedDetector:
@@ -178,8 +172,8 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, model: str | Path
     if not all(math.isfinite(v) for v in (metrics["mAP50"], metrics["mAP50-95"])):
         raise FarlError(f"validation produced non-finite mAP ({metrics['mAP50']}, {metrics['mAP50-95']}): "
                         "check the dataset's labels")
-    _write_atomic(weights, lambda path: shutil.copyfile(best, path))
-    _write_atomic(metrics_file, lambda path: path.write_text(json.dumps(metrics, indent=2)))
+    write_atomic(weights, lambda path: shutil.copyfile(best, path))
+    write_atomic(metrics_file, lambda path: path.write_text(json.dumps(metrics, indent=2)))
     return TrainedDetector(weights=weights, metrics=metrics)
 
 

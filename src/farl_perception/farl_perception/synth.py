@@ -40,7 +40,6 @@ from __future__ import annotations
 import colorsys
 import copy
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -57,6 +56,7 @@ import yaml
 from franky_sim.mujoco_simulator import MujocoSimulator
 from tqdm import tqdm
 
+from farl_core.atomic_files import replace_folder
 from farl_core.camera_model import CameraExtrinsics, CameraIntrinsics
 from farl_core.errors import FarlError
 from farl_core.table_geometry import TableRect
@@ -459,18 +459,6 @@ def _split(tasks: Sequence[str], n_images: int, val_fraction: float, seed: int) 
     return val
 
 
-def _publish(staging: Path, out: Path) -> None:
-    """Move the finished dataset into place; an existing one (overwrite asked for) is removed only after."""
-    if out.exists():
-        retired = out.with_name(f".{out.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(out, retired)
-        os.replace(staging, out)
-        shutil.rmtree(retired)
-    else:
-        os.replace(staging, out)
-
-
 def synthesize(tasks: str | Sequence[str], out_dir: str | Path, n_images: int, seed: int = 0, imgsz: int = 640,
                val_fraction: float = 0.2, randomisation: Randomisation = Randomisation(),
                camera: D435Config = DEFAULT_D435, min_visible_pixels: int = 25, overwrite: bool = False,
@@ -537,7 +525,7 @@ def synthesize(tasks: str | Sequence[str], out_dir: str | Path, n_images: int, s
             "mujoco": mujoco.__version__,
         }
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
-        _publish(staging, out)
+        replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out / "data.yaml"

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from farl_core.atomic_files import write_atomic
+
 SUMMARY_FIELDS = ("task", "method", "seed", "steps", "episodes", "failure_episodes", "overrides", "return_before",
                   "return_after", "normalised_before", "normalised_after", "eval_failure_rate_after",
                   "expert_return")
@@ -146,6 +148,4 @@ def _curve(run: dict[str, np.ndarray], grid: np.ndarray, what: str) -> np.ndarra
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
