@@ -104,9 +104,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     data = load_data([Path(p) for p in args.data], task)
     report = calibrate_job(task, Path(args.world_model), Path(args.task_policy), data, training_config(args),
-                           args.recall, Path(args.out) if args.out else None)
-    print(f"eps_safe={report.eps_safe:.4f} precision={report.precision:.3f} recall={report.recall:.3f} "
-          f"AUROC={report.auroc:.3f} ({report.n_pos} positive / {report.n_neg} negative pairs)")
+                           args.recall, Path(args.out) if args.out else None, args.max_false_alarm)
+    print(f"eps_safe={report.eps_safe:.4f} (set by {report.limited_by}) precision={report.precision:.3f} "
+          f"recall={report.recall:.3f} false alarms={report.false_alarm:.3f} AUROC={report.auroc:.3f} "
+          f"({report.n_pos} positive / {report.n_neg} negative pairs)")
     return 0
 
 
@@ -237,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     calib.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy`")
     calib.add_argument("--data", nargs="+", required=True, help="held-out datasets (or .npz) with failures")
     calib.add_argument("--recall", type=float, default=0.9, help="target failure recall (default 0.9)")
+    calib.add_argument("--max-false-alarm", type=float, default=1.0,
+                       help="cap on the share of safe pairs flagged; raises eps_safe above the recall's "
+                            "threshold when needed (default 1.0: no cap)")
     calib.add_argument("--out", help="JSON file for the report")
     calib.set_defaults(func=cmd_calibrate)
 

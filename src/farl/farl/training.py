@@ -126,13 +126,14 @@ def build_critic(task: Task, world_model_dir: Path, policy_dir: Path, config: Tr
 
 
 def calibrate_job(task: Task, world_model_dir: Path, policy_dir: Path, data: Transitions, config: TrainingConfig,
-                  target_recall: float, out: Path | None) -> CalibrationReport:
-    """Pick eps_safe on held-out data for a target failure recall; report precision/recall/AUROC."""
+                  target_recall: float, out: Path | None, max_false_alarm: float = 1.0) -> CalibrationReport:
+    """Pick eps_safe on held-out data for a target failure recall (under an optional false-alarm cap);
+    report precision/recall/false alarms/AUROC."""
     _, critic = build_critic(task, world_model_dir, policy_dir, config)
-    report = calibrate(critic, data, target_recall=target_recall)
+    report = calibrate(critic, data, target_recall=target_recall, max_false_alarm=max_false_alarm)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(out, {"target_recall": target_recall, **asdict(report)})
+        write_json(out, {"target_recall": target_recall, "max_false_alarm": max_false_alarm, **asdict(report)})
     return report
 
 

@@ -45,7 +45,10 @@ def test_every_method_runs_and_the_report_is_written(grid: Path) -> None:
         assert (grid / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pretrain = grid / "point-mass" / "pretrain"
     calibration = json.loads((pretrain / "calibration.json").read_text())
-    assert calibration["world_model"]["recall"] >= 0.9 and calibration["q_risk"]["recall"] >= 0.9
+    for critic in ("world_model", "q_risk"):  # the recall target, unless the false-alarm cap had to win
+        report = calibration[critic]
+        assert report["false_alarm"] <= calibration["max_false_alarm"]
+        assert report["recall"] >= 0.9 or report["limited_by"] == "false_alarm"
     for dataset in ("task", "recovery", "failure"):
         assert (pretrain / "demos" / dataset / "data" / "metadata.json").is_file()
     shielded = {r["method"]: int(r["overrides"]) for r in rows}

@@ -30,6 +30,8 @@ class CalibrationReport:
     auroc: float
     n_pos: int
     n_neg: int
+    false_alarm: float  # share of the pairs not followed by a failure that C_H > eps_safe still flags
+    limited_by: str     # "recall" or "false_alarm": which of the two constraints set eps_safe
 
 
 def failure_within_horizon(data: Transitions, horizon: int) -> np.ndarray:
@@ -74,17 +76,26 @@ def critic_scores(critic: RiskCritic, data: Transitions, batch_size: int = 4096)
 
 
 def calibrate(critic: RiskCritic, data: Transitions, target_recall: float = 0.9,
-              horizon: int | None = None) -> CalibrationReport:
-    """Largest eps_safe whose alarm C_H > eps_safe catches >= target_recall of the failures.
+              horizon: int | None = None, max_false_alarm: float = 1.0) -> CalibrationReport:
+    """Largest eps_safe whose alarm C_H > eps_safe catches >= target_recall of the failures, unless
+    that alarm would also flag more than `max_false_alarm` of the pairs not followed by a failure.
 
     Positives are `failure_within_horizon(data, horizon)` (default: the critic's H,
     `critic.config.horizon`; a critic without one, such as QRiskCritic, needs `horizon`).  The
-    threshold sits one float32 step below the score of the k-th highest-scoring positive,
+    recall threshold sits one float32 step below the score of the k-th highest-scoring positive,
     k = ceil(target_recall * n_pos): every pair scoring at least that much is flagged, nothing
     else, which is the highest precision any threshold reaching the recall can have here.
+
+    Why the false-alarm cap: a weak critic (AUROC well below 1) reaches a high recall only by
+    flagging nearly everything, and a shield that hands most steps to the recovery policy stops
+    the task policy from learning at all.  With the cap, eps_safe rises to the score below which
+    at least 1 - max_false_alarm of the negatives fall; the report says which constraint won and
+    the recall actually reached.  The default 1.0 is no cap.
     """
     if not 0.0 < target_recall <= 1.0:
         raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
+    if not 0.0 <= max_false_alarm <= 1.0:
+        raise ValueError(f"max_false_alarm must be in [0, 1], got {max_false_alarm}")
     if horizon is None:
         horizon = getattr(getattr(critic, "config", None), "horizon", None)
         if horizon is None:
@@ -98,7 +109,14 @@ def calibrate(critic: RiskCritic, data: Transitions, target_recall: float = 0.9,
     k = int(np.ceil(target_recall * n_pos - 1e-9))
     kth = np.sort(scores[labels])[::-1][k - 1]
     eps_safe = max(np.nextafter(np.float32(kth), np.float32(-np.inf)), np.float32(0.0))  # C_H >= 0
+    allowed = int(np.floor(max_false_alarm * n_neg + 1e-9))  # negatives the alarm may flag
+    limited_by = "recall"
+    if allowed < n_neg:
+        cap = np.float32(np.sort(scores[~labels])[::-1][allowed])  # flagging only scores above it
+        if cap > eps_safe:
+            eps_safe, limited_by = cap, "false_alarm"
     flagged = scores > eps_safe
     true_pos = int((flagged & labels).sum())
     return CalibrationReport(eps_safe=float(eps_safe), precision=true_pos / max(int(flagged.sum()), 1),
-                             recall=true_pos / n_pos, auroc=auroc(scores, labels), n_pos=n_pos, n_neg=n_neg)
+                             recall=true_pos / n_pos, auroc=auroc(scores, labels), n_pos=n_pos, n_neg=n_neg,
+                             false_alarm=int((flagged & ~labels).sum()) / n_neg, limited_by=limited_by)

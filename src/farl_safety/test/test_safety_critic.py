@@ -161,7 +161,29 @@ def test_calibration_picks_the_largest_eps_reaching_the_recall() -> None:
     assert report.eps_safe < 0.6 and np.float32(report.eps_safe) < np.float32(0.6)
     assert report.eps_safe > 0.5999
     assert (report.recall, report.precision, report.n_pos, report.n_neg) == (0.75, 0.75, 4, 4)
+    assert (report.false_alarm, report.limited_by) == (0.25, "recall")  # 0.8 of 0.8/0.5/0.3/0.2
     assert report.auroc == pytest.approx(12 / 16)
     assert calibrate(ScoreCritic(), data, target_recall=1.0).eps_safe == pytest.approx(0.4, abs=1e-6)
     with pytest.raises(DataError, match="both are needed"):
         calibrate(ScoreCritic(), transitions([0, 0], [True, True]))
+
+
+def test_false_alarm_cap_raises_eps_safe_only_when_the_recall_would_flag_too_many_safe_pairs() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2], np.float32)
+    data = transitions([1, 0, 1, 1, 0, 1, 0, 0], [True] * 8)
+    data.obs[:, 0] = scores
+    # Recall 1.0 flags everything above 0.4: negatives 0.8 and 0.5 of four, a false-alarm share of 0.5.
+    uncapped = calibrate(ScoreCritic(), data, target_recall=1.0)
+    assert (uncapped.false_alarm, uncapped.limited_by) == (0.5, "recall")
+    # A cap of 0.25 allows one of the four negatives: eps_safe rises to the second-highest negative, 0.5.
+    capped = calibrate(ScoreCritic(), data, target_recall=1.0, max_false_alarm=0.25)
+    assert capped.eps_safe == pytest.approx(0.5, abs=1e-6)
+    assert (capped.false_alarm, capped.recall, capped.precision, capped.limited_by) == (
+        0.25, 0.75, 0.75, "false_alarm")
+    # A cap already met by the recall's threshold changes nothing.
+    assert calibrate(ScoreCritic(), data, target_recall=1.0, max_false_alarm=0.5) == uncapped
+    # No false alarm at all: only scores above the highest negative (0.8) are flagged.
+    strict = calibrate(ScoreCritic(), data, target_recall=1.0, max_false_alarm=0.0)
+    assert (strict.false_alarm, strict.recall) == (0.0, 0.25)
+    with pytest.raises(ValueError, match="max_false_alarm"):
+        calibrate(ScoreCritic(), data, max_false_alarm=1.5)

@@ -37,6 +37,10 @@ class FailureBenchConfig:
     # Both safety critics (world model and Q-risk) get eps_safe for this failure recall on held-out
     # data, so FARL and Rec-RL are compared at the same operating point.
     target_recall: float = param(0.9, gt=0.0, le=1.0)
+    # Ours: unless that recall would flag more than this share of held-out pairs not followed by a
+    # failure; then eps_safe rises to keep the false alarms at this share (a weak critic otherwise
+    # overrides nearly every step and the task policy never learns).  1.0 turns the cap off.
+    max_false_alarm: float = param(0.2, ge=0.0, le=1.0)
     eval_episodes: int = param(10, ge=1)    # deterministic episodes scoring a policy before/after
     expert_episodes: int = param(10, ge=1)  # scripted-expert episodes defining normalised return 100
     num_envs: int = param(1, ge=1)          # synchronously stepped envs per run

@@ -106,14 +106,17 @@ def _stage(path: Path, build) -> None:
 
 def _calibrate(root: Path, task: Task, policy: GaussianPolicy, heldout: Transitions,
                config: FailureBenchConfig) -> dict[str, Any]:
-    """eps_safe for the target recall: the world-model critic at its H, Q-risk on the same failure window."""
+    """eps_safe for the target recall (under the false-alarm cap): the world-model critic at its H,
+    Q-risk on the same failure window."""
     training = config.training
     model = WorldModel.load(root / "world_model" / "world_model", spec=task.spec)
     with torch.inference_mode():
-        world_model = calibrate(SafetyCritic(model, policy, training.safety_critic), heldout, config.target_recall)
+        world_model = calibrate(SafetyCritic(model, policy, training.safety_critic), heldout, config.target_recall,
+                                max_false_alarm=config.max_false_alarm)
         q_risk = calibrate(QRiskCritic.load(root / "q_risk", spec=task.spec), heldout, config.target_recall,
-                           horizon=training.safety_critic.horizon)
-    return {"target_recall": config.target_recall, "world_model": asdict(world_model), "q_risk": asdict(q_risk)}
+                           horizon=training.safety_critic.horizon, max_false_alarm=config.max_false_alarm)
+    return {"target_recall": config.target_recall, "max_false_alarm": config.max_false_alarm,
+            "world_model": asdict(world_model), "q_risk": asdict(q_risk)}
 
 
 def _references(task: Task, policy: GaussianPolicy, config: FailureBenchConfig) -> dict[str, Any]:
