@@ -41,6 +41,8 @@ def test_every_method_runs_and_the_report_is_written(grid: Path) -> None:
     assert "failure_change_vs_uni_o4_pct" in summary["point-mass"]["farl"]
     tables = (grid / "tables.md").read_text()
     assert "Failure episodes during fine-tuning" in tables and "| point-mass |" in tables
+    assert "| point-mass | world_model |" in tables and "| point-mass | q_risk |" in tables
+    assert summary["point-mass"]["uni-o4"]["override_share"]["mean"] == 0.0
     for plot in ("failures_vs_steps.png", "return_vs_steps.png"):
         assert (grid / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pretrain = grid / "point-mass" / "pretrain"

@@ -30,7 +30,8 @@ def write_report(runs: list[dict[str, Any]], out: Path) -> dict[str, Path]:
     _atomic_text(paths["csv"], _csv_text(runs))
     stats = aggregate(runs)
     _atomic_text(paths["json"], json.dumps(stats, indent=2))
-    _atomic_text(paths["tables"], tables(stats))
+    _atomic_text(paths["tables"], tables(stats) + calibration_table(
+        {task: out / task / "pretrain" / "calibration.json" for task in stats}))
     curves = {(r["task"], r["method"], r["seed"]): _episodes(out / r["task"] / r["method"] / f"seed{r['seed']}")
               for r in runs}
     _plot(curves, stats, paths["failures_plot"], "failures")
@@ -50,6 +51,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
             stats[task][method] = {metric: _mean_std([r[metric] for r in group])
                                    for metric in ("failure_episodes", "episodes", "normalised_before",
                                                   "normalised_after", "return_after", "overrides")}
+            stats[task][method]["override_share"] = _mean_std([r["overrides"] / r["steps"] for r in group])
         baseline = stats[task].get("uni-o4")
         for entry in stats[task].values():
             if baseline and baseline["failure_episodes"]["mean"] > 0:
@@ -86,7 +88,31 @@ def tables(stats: dict[str, Any]) -> str:
     return (section(f"Failure episodes during fine-tuning (mean ± std over {n} seeds; change vs Uni-O4)",
                     failures)
             + section("Normalised return before → after fine-tuning (expert = 100; mean ± std)", returns)
-            + section("Episodes during fine-tuning", lambda e: pm(e["episodes"])))
+            + section("Episodes during fine-tuning", lambda e: pm(e["episodes"]))
+            + section("Share of online steps the shield overrode (mean ± std)",
+                      lambda e: f"{e['override_share']['mean']:.2f} ± {e['override_share']['std']:.2f}"))
+
+
+def calibration_table(paths: dict[str, Path]) -> str:
+    """Each task's eps_safe per critic with its held-out detection quality (tasks without one are skipped).
+
+    Shown next to the results because the shield's operating point explains most of them: a
+    critic held to the false-alarm cap reaches less than the target recall.
+    """
+    rows = ""
+    for task, path in paths.items():
+        if not path.is_file():
+            continue
+        calibration = json.loads(path.read_text())
+        for critic in ("world_model", "q_risk"):
+            r = calibration[critic]
+            rows += (f"| {task} | {critic} | {r['auroc']:.2f} | {r['eps_safe']:.4g} | {r['recall']:.2f} | "
+                     f"{r['false_alarm']:.2f} | {r['precision']:.2f} | {r['limited_by']} |\n")
+    if not rows:
+        return ""
+    return ("### Safety critics on held-out failure episodes (target recall, false-alarm cap)\n\n"
+            "| task | critic | AUROC | eps_safe | recall | false alarm | precision | set by |\n"
+            "|---|---|---|---|---|---|---|---|\n" + rows + "\n")
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
