@@ -101,6 +101,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from farl.tasks import get_task
     from farl.training import calibrate_job, load_data
 
+    if not (0.0 < args.recall <= 1.0 and 0.0 <= args.max_false_alarm <= 1.0):
+        raise FarlError(f"--recall must be in (0, 1] and --max-false-alarm in [0, 1], got {args.recall} and "
+                        f"{args.max_false_alarm}: both are shares of the held-out pairs")
     task = get_task(args.task)
     data = load_data([Path(p) for p in args.data], task)
     report = calibrate_job(task, Path(args.world_model), Path(args.task_policy), data, training_config(args),

@@ -120,3 +120,11 @@ def test_train_task_policy_logs_every_stage_per_step(tmp_path: Path) -> None:
     assert steps[("uni_o4/member0", "objective")] == list(range(12))
     assert steps[("uni_o4/member1", "ope_behaviour")] == [5, 11]  # at every OPE gate
     assert (tmp_path / "run" / "policy" / "weights.safetensors").is_file()
+
+
+def test_calibrate_out_of_range_share_is_one_line_error(tmp_path: Path, capsys) -> None:
+    args = ["calibrate", "--world-model", str(tmp_path), "--task-policy", str(tmp_path), "--data", str(tmp_path)]
+    assert cli.main([*args, "--max-false-alarm", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-false-alarm in [0, 1], got 0.9 and 1.5" in err and len(err.strip().splitlines()) == 1
+    assert cli.main([*args, "--recall", "0"]) == 2
