@@ -14,7 +14,7 @@ import pytest
 
 from farl import cli
 from farl.benchmark.config import FailureBenchConfig
-from farl.benchmark.grid import run_grid
+from farl.benchmark.grid import run_grid, threads_per_worker
 from farl.benchmark.methods import METHODS
 from farl_core.config import load_section
 
@@ -73,3 +73,11 @@ def test_unknown_method_is_a_clear_error(tmp_path: Path, capsys) -> None:
     code = cli.main(["bench", "failurebench", "--tasks", "point-mass", "--methods", "sac", "--out", str(tmp_path),
                      "--config", str(CONFIG)])
     assert code == 2 and "unknown method(s) sac" in capsys.readouterr().err
+
+
+def test_busy_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert threads_per_worker(jobs=2, calls=1) == 4  # one task pretrained: every core for it
+    assert threads_per_worker(jobs=2, calls=8) == 2
+    assert threads_per_worker(jobs=1, calls=8) == 4
+    assert threads_per_worker(jobs=8, calls=8) == 1  # more workers than cores: still one thread
