@@ -60,13 +60,20 @@ def training_config(args: argparse.Namespace):
 
 def cmd_demos(args: argparse.Namespace) -> int:
     from farl.tasks import get_task
-    from farl.training import policy_failure_demos, save_data
+    from farl.training import policy_failure_demos, policy_recovery_demos, save_data
 
     task = get_task(args.task)
-    if args.policy:
-        if args.kind != "failure":
-            raise FarlError("--policy generates failure demos only (use `farl demos failure --policy DIR`)")
-        data = policy_failure_demos(task, Path(args.policy), args.noise, args.transitions, args.seed, progress=True)
+    if args.policy and args.kind == "task":
+        raise FarlError("--policy generates failure or recovery demos (task demos come from the scripted expert)")
+    if args.policy and args.kind == "failure":
+        noise = 0.5 if args.noise is None else args.noise
+        data = policy_failure_demos(task, Path(args.policy), noise, args.transitions, args.seed, progress=True)
+    elif args.policy:
+        noise = 0.1 if args.noise is None else args.noise
+        data = policy_recovery_demos(task, Path(args.policy), args.count, noise, 30, args.seed, progress=True)
+        if len(data) == 0:
+            raise FarlError(f"the policy in {args.policy} did not fail in its rollouts, or the scripted recovery "
+                            "could not escape its failures: no recovery clips (use scripted starts without --policy)")
     else:
         data = task.demonstrations(args.kind, args.count, args.seed)
     save_data(data, Path(args.out), task, args.kind, overwrite=args.overwrite)
@@ -224,8 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("kind", choices=["task", "recovery", "failure"])
     demos.add_argument("--count", type=int, default=20, help="episodes (scripted demos)")
     demos.add_argument("--out", required=True, help="Minari dataset folder to create (or a .npz file)")
-    demos.add_argument("--policy", help="failure demos from this `farl train task-policy` run dir plus noise")
-    demos.add_argument("--noise", type=float, default=0.5, help="--policy: action noise std (default 0.5)")
+    demos.add_argument("--policy", help="failure demos of this `farl train task-policy` run dir plus noise, or "
+                       "recovery demos from where it was about to fail")
+    demos.add_argument("--noise", type=float, help="--policy: action noise std (default 0.5 for failure demos, "
+                       "0.1 on the scripted recovery)")
     demos.add_argument("--transitions", type=int, default=20_000,
                        help="--policy: failing transitions to collect (default 20000, the paper's minimum)")
     demos.set_defaults(func=cmd_demos)

@@ -31,7 +31,7 @@ from farl_safety.calibration import CalibrationReport, calibrate
 from farl_safety.safety_critic import SafetyCritic, SafetyCriticConfig
 from farl_safety.shield import Shield, ShieldConfig
 from farl_safety.world_model import WorldModel, WorldModelConfig, train_world_model
-from farl_sim.recording import record_failures
+from farl_sim.recording import record_failures, record_policy_recoveries
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,19 @@ def policy_failure_demos(task: Task, policy_dir: Path, noise: float, transitions
         raise DataError(f"the policy in {policy_dir} never failed with action noise {noise} "
                         "(raise --noise to provoke failures)")
     return data
+
+
+def policy_recovery_demos(task: Task, policy_dir: Path, clips: int, noise: float, max_steps: int, seed: int,
+                          progress: bool = False) -> Transitions:
+    """Scripted recovery clips from the states where the pretrained task policy, sampling its own
+    actions, was 2-8 steps from an IR failure (record_policy_recoveries).  At most `clips` of
+    them: a policy that rarely fails yields fewer, after at most max(200, 10 x clips) rollouts."""
+    policy = GaussianPolicy.load(policy_dir / "policy", kind="task_policy", spec=task.spec)
+    env = task.make_env()
+    generator = torch.Generator().manual_seed(seed)
+    return record_policy_recoveries(env, lambda obs: policy.act(obs, generator=generator)[0], task.recovery(env),
+                                    clips, np.random.default_rng(seed), task.spec, noise, max_steps,
+                                    max_rollouts=max(200, 10 * clips), progress=progress)
 
 
 def train_policy(kind: str, data: Transitions, task: Task, config: TrainingConfig, out: Path, seed: int,

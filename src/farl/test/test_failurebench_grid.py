@@ -17,6 +17,8 @@ from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid, threads_per_worker
 from farl.benchmark.methods import METHODS
 from farl_core.config import load_section
+from farl_core.datasets import load_dataset
+from farl_sim.point_mass import SPEC as POINT_MASS
 
 CONFIG = Path(__file__).with_name("tiny_failurebench.yaml")
 
@@ -73,6 +75,21 @@ def test_unknown_method_is_a_clear_error(tmp_path: Path, capsys) -> None:
     code = cli.main(["bench", "failurebench", "--tasks", "point-mass", "--methods", "sac", "--out", str(tmp_path),
                      "--config", str(CONFIG)])
     assert code == 2 and "unknown method(s) sac" in capsys.readouterr().err
+
+
+def test_recovery_demos_are_as_many_as_configured_and_the_cli_makes_them_from_a_policy(
+        grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = load_section(CONFIG, "farl_failurebench", FailureBenchConfig)
+    data, _ = load_dataset(grid / "point-mass" / "pretrain" / "demos" / "recovery", POINT_MASS)
+    assert len(data.episode_slices()) == config.demos.recovery_episodes
+    assert not data.cost.any()
+    out = tmp_path / "recovery.npz"
+    policy = grid / "point-mass" / "pretrain" / "task_policy"
+    assert cli.main(["demos", "recovery", "--task", "point-mass", "--policy", str(policy), "--count", "3",
+                     "--out", str(out)]) == 0
+    assert "3 episodes, 0 failure steps" in capsys.readouterr().out
+    assert cli.main(["demos", "task", "--task", "point-mass", "--policy", str(policy), "--out", str(out)]) == 2
+    assert "--policy generates failure or recovery demos" in capsys.readouterr().err
 
 
 def test_busy_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:

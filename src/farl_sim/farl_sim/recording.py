@@ -27,9 +27,15 @@ def record_episode(env: gym.Env, controller: Controller, rng: np.random.Generato
     `max_steps` cuts the episode short (marked truncated), e.g. for short
     recovery demos; the env's own time limit applies otherwise.
     """
+    obs, _ = env.reset(seed=int(rng.integers(1 << 31)), options=options)
+    return record_from(env, obs, controller, rng, noise, max_steps)
+
+
+def record_from(env: gym.Env, obs: np.ndarray, controller: Controller, rng: np.random.Generator,
+                noise: float = 0.0, max_steps: int | None = None) -> Transitions:
+    """`record_episode` from the env's current state (`obs`) instead of a reset."""
     low, high = env.action_space.low, env.action_space.high
     rows: dict[str, list] = {k: [] for k in FIELDS}
-    obs, _ = env.reset(seed=int(rng.integers(1 << 31)), options=options)
     t = 0
     while True:
         act = np.clip(controller(obs) + noise * rng.standard_normal(low.shape), low, high
@@ -84,6 +90,49 @@ def record_failures(env: gym.Env, controller: Controller, transitions: int, rng:
     if not parts:
         return Transitions.empty(spec)
     return Transitions.concat(parts).validate(spec, "failure demos")
+
+
+def record_policy_recoveries(env: gym.Env, policy: Controller, recovery: Controller, clips: int,
+                             rng: np.random.Generator, spec: TaskSpec, noise: float, max_steps: int,
+                             lead: tuple[int, int] = (2, 8), max_rollouts: int = 500,
+                             progress: bool = False) -> Transitions:
+    """Recovery clips that start where `policy` itself was about to fail; at most `clips` of them.
+
+    Sampled near-failure starts (reset option near_failure) cover the arrangements a person
+    thought of; the shield fires wherever the task policy heads into a failure, often with the
+    object held, moving, at other heights.  Here each rollout of `policy` (pass a sampling one:
+    its own exploration noise is what the shield meets online) that ends in an IR failure at step
+    T is replayed from the same seed with the same actions up to step T - k, k uniform in `lead`,
+    and the scripted `recovery` plus N(0, noise^2) is recorded from there for at most `max_steps`
+    steps.  A clip in which the recovery still fails is dropped: a demonstration shows an escape.
+    Stops after `max_rollouts` rollouts, so a policy that rarely fails returns fewer clips.
+    Replay needs an env that is deterministic given seed and actions (MuJoCo is).
+    """
+    parts: list[Transitions] = []
+    bar = tqdm(total=clips, desc="recovery demos (policy)", disable=not progress)
+    for _ in range(max_rollouts):
+        if len(parts) >= clips:
+            break
+        seed = int(rng.integers(1 << 31))
+        obs, _ = env.reset(seed=seed)
+        rollout = record_from(env, obs, policy, rng)
+        if not rollout.cost.any():
+            continue
+        start = max(0, int(np.argmax(rollout.cost > 0)) - int(rng.integers(lead[0], lead[1] + 1)))
+        obs, _ = env.reset(seed=seed)
+        for act in rollout.act[:start]:
+            obs = env.step(act)[0]
+        if not np.array_equal(obs, rollout.obs[start]):
+            raise RuntimeError(f"{spec.name}: replaying a rollout from its seed reached another state; recovery "
+                               "clips from policy rollouts need an env that is deterministic given seed and actions")
+        clip = record_from(env, obs, recovery, rng, noise, max_steps)
+        if not clip.cost.any():
+            parts.append(clip)
+            bar.update()
+    bar.close()
+    if not parts:
+        return Transitions.empty(spec)
+    return Transitions.concat(parts).validate(spec, "recovery demos")
 
 
 def _handing_over(controller: Controller, guide: Controller | None, handover: int | None) -> Controller:

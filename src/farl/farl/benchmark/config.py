@@ -22,6 +22,9 @@ class DemoConfig:
     recovery_episodes: int = param(120, ge=1)       # paper: 120 recovery trajectories
     recovery_steps: int = param(30, ge=1)           # ours: a recovery clip lasts at most 6 s at 5 Hz
     recovery_noise: float = param(0.1, ge=0.0)      # ours
+    # Ours: share of the recovery demos that start 2-8 steps before a failure of the pretrained task
+    # policy (sampling its actions) instead of at a sampled near-failure state (pretrain.py).
+    recovery_from_policy: float = param(0.5, ge=0.0, le=1.0)
     failure_transitions: int = param(20_000, ge=1)  # paper: 20k-200k failing transitions
     failure_noise: float = param(0.5, gt=0.0)       # ours: std of the "controlled stochastic noise"
     # Ours: share of the failure episodes kept out of world-model training and used to pick eps_safe.
