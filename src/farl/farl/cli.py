@@ -19,7 +19,7 @@ from farl import __version__
 from farl.config_files import NODE_SCHEMAS, default_config_path
 from farl.perception_cli import add_perception_parser
 from farl_control.config import BridgeConfig
-from farl_core.config import ROS_PARAMS_KEY, load_file, load_section, to_mapping
+from farl_core.config import ROS_PARAMS_KEY, from_mapping, load_file, load_section, to_mapping
 from farl_core.errors import FarlError
 
 TRAINING_SECTION = "farl_training"
@@ -155,11 +155,43 @@ def cmd_bench_failurebench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_shielded(args: argparse.Namespace) -> int:
+    """Failure rate of each task's pretrained policy unshielded and under each shield (benchmark/shielded.py)."""
+    from farl.benchmark.config import FailureBenchConfig
+    from farl.benchmark.shielded import SHIELDED, shielded_rollouts
+    from farl.training import write_json
+
+    out = Path(args.out or "")
+    pinned = out / "config.json"
+    if not args.out or not pinned.is_file():
+        raise FarlError(f"bench shielded reads a `farl bench failurebench` output directory: no {pinned} "
+                        "(pass that directory as --out)")
+    config = from_mapping(FailureBenchConfig, json.loads(pinned.read_text())["config"], where=str(pinned))
+    methods = [m for m in args.methods if m in SHIELDED]
+    results = {}
+    for task in args.tasks:
+        root = out / task / "pretrain"
+        if not (root / "calibration.json").is_file():
+            raise FarlError(f"{root} holds no finished pretraining (run `farl bench failurebench --tasks {task}` "
+                            "first, or leave the task out of --tasks)")
+        results[task] = shielded_rollouts(task, root, config, methods, args.episodes, progress=True)
+    write_json(out / "shielded.json", results)
+    print(f"failure rate (override share) of the pretrained policy's sampled actions, {args.episodes} episodes\n")
+    print("| task | none | " + " | ".join(methods) + " |\n|---|" + "---|" * (len(methods) + 1))
+    for task, by_shield in results.items():
+        cells = [f"{r['failure_rate']:.2f} ({r['override_share']:.2f})" for r in by_shield.values()]
+        print(f"| {task} | " + " | ".join(cells) + " |")
+    print(f"\nresults: {out / 'shielded.json'}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from farl.bench import bench_shield, bench_training
 
     if args.what == "failurebench":
         return cmd_bench_failurebench(args)
+    if args.what == "shielded":
+        return cmd_bench_shielded(args)
     if args.what == "shield":
         results = bench_shield(calls=args.calls)
         print(f"policy forward: p50 {results['policy_forward']['p50_ms']:.3f} ms, "
@@ -276,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_perception_parser(verbs)
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
-    bench.add_argument("what", choices=["shield", "training", "failurebench", "robot", "perception"])
+    bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "robot", "perception"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
                        "robot: latency trials (default 30)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
@@ -291,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=40, help="perception: frames (default 40)")
     bench.add_argument("--weights", help="perception: trained YOLO weights (default: an untrained YOLOv8n)")
     bench.add_argument("--jobs", type=int, default=2, help="failurebench: worker processes (default 2)")
+    bench.add_argument("--episodes", type=int, default=100, help="shielded: episodes per shield (default 100)")
     bench.add_argument("--config", help="failurebench: parameter file with a farl_failurebench section "
                        "(default: config/failurebench.yaml)")
     bench.set_defaults(func=cmd_bench)

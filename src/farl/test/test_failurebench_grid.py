@@ -92,6 +92,21 @@ def test_recovery_demos_are_as_many_as_configured_and_the_cli_makes_them_from_a_
     assert "--policy generates failure or recovery demos" in capsys.readouterr().err
 
 
+def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--methods", "uni-o4", "farl", "mppi",
+                     "--episodes", "4", "--out", str(grid)]) == 0
+    results = json.loads((grid / "shielded.json").read_text())["point-mass"]
+    assert set(results) == {"none", "farl", "mppi"}  # uni-o4 is the unshielded row
+    assert results["none"]["override_share"] == 0.0
+    assert 0.0 < results["farl"]["override_share"] <= 1.0  # eps_safe is calibrated to flag some steps
+    assert all(0.0 <= r["failure_rate"] <= 1.0 and r["episodes"] == 4 for r in results.values())
+    assert "| point-mass |" in capsys.readouterr().out
+    assert cli.main(["bench", "shielded", "--tasks", "bounded-push", "--out", str(grid)]) == 2
+    assert "holds no finished pretraining" in capsys.readouterr().err
+    assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--out", str(grid / "point-mass")]) == 2
+    assert "pass that directory as --out" in capsys.readouterr().err
+
+
 def test_busy_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert threads_per_worker(jobs=2, calls=1) == 4  # one task pretrained: every core for it

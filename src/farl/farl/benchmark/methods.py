@@ -47,12 +47,13 @@ def build_finetuner(method: str, task: Task, root: Path, config: FailureBenchCon
     if method == "ppo-lag":
         algorithm = PPOLagrangian(policy, value, training.ppo, total_updates, config.ppo_lagrangian, seed=seed)
         return OnlineFinetuner(policy, value, training.ppo, total_updates, seed=seed, algorithm=algorithm)
-    shield = None if method == "uni-o4" else _shield(method, task, root, config, policy, seed)
+    shield = None if method == "uni-o4" else build_shield(method, task, root, config, policy, seed)
     return OnlineFinetuner(policy, value, training.ppo, total_updates, shield=shield, seed=seed)
 
 
-def _shield(method: str, task: Task, root: Path, config: FailureBenchConfig, policy: GaussianPolicy,
-            seed: int) -> Shield:
+def build_shield(method: str, task: Task, root: Path, config: FailureBenchConfig, policy: GaussianPolicy,
+                 seed: int) -> Shield:
+    """The shield of a shielded method (farl, rec-rl, mppi) from the pretraining artefacts in `root`."""
     calibration = load_json(root / "calibration.json")
     model = WorldModel.load(root / "world_model" / "world_model", spec=task.spec)
     critic: RiskCritic = SafetyCritic(model, policy, config.training.safety_critic)

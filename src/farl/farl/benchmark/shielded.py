@@ -1,0 +1,61 @@
+"""How often the shield alone keeps the pretrained task policy out of failures, with no learning.
+
+A fine-tuning run mixes two effects: how well critic and recovery catch the failures the policy
+heads for, and how the policy changes while it learns from the shielded steps.  These rollouts
+measure the first alone: the pretrained policy samples its actions (its own exploration noise,
+what the shield meets at the start of fine-tuning) unshielded and under each shielded method's
+shield, on the same episode seeds.  It reads one task's pretraining artefacts, so a recovery
+policy or a critic is compared in minutes instead of a 50k-step grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from farl.benchmark.config import FailureBenchConfig
+from farl.benchmark.methods import build_shield
+from farl.tasks import Task, get_task
+from farl_policy.gaussian import GaussianPolicy
+from farl_safety.shield import Shield
+
+SHIELDED = ("farl", "rec-rl", "mppi")
+
+
+def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, methods: Sequence[str] = SHIELDED,
+                      episodes: int = 100, seed: int = 0, progress: bool = False) -> dict[str, dict[str, float]]:
+    """Failure rate and override share per shield ("none": unshielded) over `episodes` episodes."""
+    unknown = sorted(set(methods) - set(SHIELDED))
+    if unknown:
+        raise ValueError(f"no shield for method(s) {', '.join(unknown)} (shielded: {', '.join(SHIELDED)})")
+    task = get_task(task_name)
+    policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=task.spec)
+    results = {"none": _rollouts(task, policy, None, episodes, seed, progress, f"{task_name} unshielded")}
+    for method in methods:
+        shield = build_shield(method, task, root, config, policy, seed)
+        results[method] = _rollouts(task, policy, shield, episodes, seed, progress, f"{task_name} {method}")
+    return results
+
+
+def _rollouts(task: Task, policy: GaussianPolicy, shield: Shield | None, episodes: int, seed: int,
+              progress: bool, desc: str) -> dict[str, float]:
+    env = task.make_env()
+    rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    failures = overrides = steps = 0
+    for _ in tqdm(range(episodes), desc=desc, disable=not progress):
+        obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
+        while True:
+            act = policy.act(obs, generator=generator)[0]
+            if shield is not None:
+                executed, verdicts = shield.filter(obs[None], act[None])
+                act, overrides = executed[0], overrides + verdicts[0].overridden
+            obs, _, terminated, truncated, info = env.step(act)
+            steps += 1
+            if terminated or truncated:
+                failures += bool(info["ir_failure"])
+                break
+    return {"failure_rate": failures / episodes, "override_share": overrides / steps, "episodes": episodes}
