@@ -94,7 +94,7 @@ def record_failures(env: gym.Env, controller: Controller, transitions: int, rng:
 
 def record_policy_recoveries(env: gym.Env, policy: Controller, recovery: Controller, clips: int,
                              rng: np.random.Generator, spec: TaskSpec, noise: float, max_steps: int,
-                             lead: tuple[int, int] = (2, 8), max_rollouts: int = 500,
+                             lead: tuple[int, int] = (2, 8), max_lead: int = 32, max_rollouts: int = 500,
                              progress: bool = False) -> Transitions:
     """Recovery clips that start where `policy` itself was about to fail; at most `clips` of them.
 
@@ -104,9 +104,12 @@ def record_policy_recoveries(env: gym.Env, policy: Controller, recovery: Control
     its own exploration noise is what the shield meets online) that ends in an IR failure at step
     T is replayed from the same seed with the same actions up to step T - k, k uniform in `lead`,
     and the scripted `recovery` plus N(0, noise^2) is recorded from there for at most `max_steps`
-    steps.  A clip in which the recovery still fails is dropped: a demonstration shows an escape.
-    Stops after `max_rollouts` rollouts, so a policy that rarely fails returns fewer clips.
-    Replay needs an env that is deterministic given seed and actions (MuJoCo is).
+    steps.  A demonstration shows an escape, so when the recovery still fails, k doubles (up to
+    `max_lead`) and the clip is recorded again from the earlier state: the clip starts near the
+    latest point the scripted recovery can still escape from (on Bounded Soccer a ball kicked out
+    is lost 8 steps ahead, but caught from 10-25).  Stops after `max_rollouts` rollouts, so a
+    policy that rarely fails returns fewer clips.  Replay needs an env that is deterministic given
+    seed and actions (MuJoCo is).
     """
     parts: list[Transitions] = []
     bar = tqdm(total=clips, desc="recovery demos (policy)", disable=not progress)
@@ -118,21 +121,29 @@ def record_policy_recoveries(env: gym.Env, policy: Controller, recovery: Control
         rollout = record_from(env, obs, policy, rng)
         if not rollout.cost.any():
             continue
-        start = max(0, int(np.argmax(rollout.cost > 0)) - int(rng.integers(lead[0], lead[1] + 1)))
-        obs, _ = env.reset(seed=seed)
-        for act in rollout.act[:start]:
-            obs = env.step(act)[0]
-        if not np.array_equal(obs, rollout.obs[start]):
-            raise RuntimeError(f"{spec.name}: replaying a rollout from its seed reached another state; recovery "
-                               "clips from policy rollouts need an env that is deterministic given seed and actions")
-        clip = record_from(env, obs, recovery, rng, noise, max_steps)
-        if not clip.cost.any():
-            parts.append(clip)
-            bar.update()
+        failed_at, k = int(np.argmax(rollout.cost > 0)), int(rng.integers(lead[0], lead[1] + 1))
+        while k <= max_lead and failed_at - k >= 0:
+            clip = record_from(env, _replay(env, seed, rollout, failed_at - k, spec), recovery, rng, noise, max_steps)
+            if not clip.cost.any():
+                parts.append(clip)
+                bar.update()
+                break
+            k *= 2
     bar.close()
     if not parts:
         return Transitions.empty(spec)
     return Transitions.concat(parts).validate(spec, "recovery demos")
+
+
+def _replay(env: gym.Env, seed: int, rollout: Transitions, steps: int, spec: TaskSpec) -> np.ndarray:
+    """Reset with `seed` and repeat the rollout's first `steps` actions; the observation reached."""
+    obs, _ = env.reset(seed=seed)
+    for act in rollout.act[:steps]:
+        obs = env.step(act)[0]
+    if not np.array_equal(obs, rollout.obs[steps]):
+        raise RuntimeError(f"{spec.name}: replaying a rollout from its seed reached another state; recovery "
+                           "clips from policy rollouts need an env that is deterministic given seed and actions")
+    return obs
 
 
 def _handing_over(controller: Controller, guide: Controller | None, handover: int | None) -> Controller:
