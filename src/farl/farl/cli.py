@@ -175,13 +175,14 @@ def cmd_bench_shielded(args: argparse.Namespace) -> int:
             raise FarlError(f"{root} holds no finished pretraining (run `farl bench failurebench --tasks {task}` "
                             "first, or leave the task out of --tasks)")
         results[task] = shielded_rollouts(task, root, config, methods, args.episodes, progress=True)
-    write_json(out / "shielded.json", results)
+    path = out / "shielded.json"  # one entry per task: earlier measurements of other tasks are kept
+    write_json(path, {**(json.loads(path.read_text()) if path.is_file() else {}), **results})
     print(f"failure rate (override share) of the pretrained policy's sampled actions, {args.episodes} episodes\n")
     print("| task | none | " + " | ".join(methods) + " |\n|---|" + "---|" * (len(methods) + 1))
     for task, by_shield in results.items():
         cells = [f"{r['failure_rate']:.2f} ({r['override_share']:.2f})" for r in by_shield.values()]
         print(f"| {task} | " + " | ".join(cells) + " |")
-    print(f"\nresults: {out / 'shielded.json'}")
+    print(f"\nresults: {path}")
     return 0
 
 

@@ -93,9 +93,13 @@ def test_recovery_demos_are_as_many_as_configured_and_the_cli_makes_them_from_a_
 
 
 def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    earlier = {"bounded-push": {"none": {"failure_rate": 0.5, "override_share": 0.0, "episodes": 100}}}
+    (grid / "shielded.json").write_text(json.dumps(earlier))
     assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--methods", "uni-o4", "farl", "mppi",
                      "--episodes", "4", "--out", str(grid)]) == 0
-    results = json.loads((grid / "shielded.json").read_text())["point-mass"]
+    measured = json.loads((grid / "shielded.json").read_text())
+    assert measured["bounded-push"] == earlier["bounded-push"]  # another task's measurement is kept
+    results = measured["point-mass"]
     assert set(results) == {"none", "farl", "mppi"}  # uni-o4 is the unshielded row
     assert results["none"]["override_share"] == 0.0
     assert 0.0 < results["farl"]["override_share"] <= 1.0  # eps_safe is calibrated to flag some steps

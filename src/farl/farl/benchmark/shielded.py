@@ -32,6 +32,7 @@ def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, me
     unknown = sorted(set(methods) - set(SHIELDED))
     if unknown:
         raise ValueError(f"no shield for method(s) {', '.join(unknown)} (shielded: {', '.join(SHIELDED)})")
+    torch.set_num_threads(1)  # batch-1 inference: extra threads only spin against other work on the cores
     task = get_task(task_name)
     policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=task.spec)
     results = {"none": _rollouts(task, policy, None, episodes, seed, progress, f"{task_name} unshielded")}
