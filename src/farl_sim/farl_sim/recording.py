@@ -106,8 +106,8 @@ def record_policy_recoveries(env: gym.Env, policy: Controller, recovery: Control
     and the scripted `recovery` plus N(0, noise^2) is recorded from there for at most `max_steps`
     steps.  A demonstration shows an escape, so when the recovery still fails, k doubles (up to
     `max_lead`) and the clip is recorded again from the earlier state: the clip starts near the
-    latest point the scripted recovery can still escape from (on Bounded Soccer a ball kicked out
-    is lost 8 steps ahead, but caught from 10-25).  Stops after `max_rollouts` rollouts, so a
+    latest point the scripted recovery can still escape from (on Bounded Soccer none of 8 tried
+    escaped from 2-8 steps ahead, 3 of 8 from 10-25).  Stops after `max_rollouts` rollouts, so a
     policy that rarely fails returns fewer clips.  Replay needs an env that is deterministic given
     seed and actions (MuJoCo is).
     """
