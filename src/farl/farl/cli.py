@@ -59,6 +59,7 @@ def training_config(args: argparse.Namespace):
 
 
 def cmd_demos(args: argparse.Namespace) -> int:
+    from farl.benchmark.config import DemoConfig
     from farl.tasks import get_task
     from farl.training import policy_failure_demos, policy_recovery_demos, save_data
 
@@ -69,8 +70,10 @@ def cmd_demos(args: argparse.Namespace) -> int:
         noise = 0.5 if args.noise is None else args.noise
         data = policy_failure_demos(task, Path(args.policy), noise, args.transitions, args.seed, progress=True)
     elif args.policy:
-        noise = 0.1 if args.noise is None else args.noise
-        data = policy_recovery_demos(task, Path(args.policy), args.count, noise, 30, args.seed, progress=True)
+        clip = DemoConfig()  # FailureBench's recovery clip: noise 0.1, at most 30 steps
+        noise = clip.recovery_noise if args.noise is None else args.noise
+        data = policy_recovery_demos(task, Path(args.policy), args.count, noise, clip.recovery_steps, args.seed,
+                                     progress=True)
         if len(data) == 0:
             raise FarlError(f"the policy in {args.policy} did not fail in its rollouts, or the scripted recovery "
                             "could not escape its failures: no recovery clips (use scripted starts without --policy)")

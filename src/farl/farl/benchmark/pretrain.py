@@ -84,9 +84,9 @@ def recovery_demos(task: Task, policy_dir: Path, config: FailureBenchConfig, pro
     """`recovery_episodes` scripted recovery clips: up to the `recovery_from_policy` share from the
     pretrained policy's own near-failures, the rest from sampled near-failure starts.
 
-    Why both: the sampled starts alone miss where the policy actually fails.  On Obstructed Push a
-    recovery policy trained on 60 + 60 such clips let 5 of 100 shielded rollouts of the pretrained
-    policy fail, against 21 of 100 when trained on 120 sampled starts (BENCHMARKS.md).
+    Why both: the sampled starts alone miss where the policy actually fails.  On Obstructed Push,
+    under FARL's shield, 12 of 100 rollouts of the pretrained policy failed with this mix against
+    34 of 100 with 120 sampled starts (`farl bench shielded`, BENCHMARKS.md).
     """
     demos = config.demos
     wanted = round(demos.recovery_from_policy * demos.recovery_episodes)
