@@ -9,8 +9,7 @@ recovery_action: grasp the object and carry it to a safe point, from wherever ha
   are: rise first if the hand is low and not over the object, fly over it 10 cm up, descend
   with the fingers open, close, carry.  Safe points: the region centre (Bounded Push and
   Soccer; the ball never stops rolling, so it is caught rather than kicked back), 10 cm off the
-  nearest wall point (Fragile Push Wall), and for Obstructed Push a lane 14 cm beside the vase-goal
-  line at the puck's current progress along it (14 cm straight away from the vase once past it).
+  nearest wall point (Fragile Push Wall), 14 cm from the vase on the object's side (Obstructed Push).
 failure_action: the "guided failure" of the paper's failure demos (VI.C: the operator guides the
   robot into failure states): grasp the object and drag it to 5 cm past the nearest boundary
   edge, into the wall's free end, or 5 cm past the vase centre (a held object stops short of a
@@ -88,7 +87,8 @@ def recovery_action(env: gym.Env, obs: np.ndarray) -> np.ndarray:
         nearest = WALL_RECT.closest_point(obj)
         return _carry(obs, nearest + _WALL_RETREAT * _unit(obj - nearest, np.array([0.0, -1.0])),
                       _RECOVERY_CLEARANCE, _GRIP)
-    return _carry(obs, _vase_lane(obs), _RECOVERY_CLEARANCE, _GRIP)
+    vase = np.asarray(obs[11:13], dtype=float)
+    return _carry(obs, vase + _VASE_RETREAT * _unit(obj - vase, np.array([0.0, -1.0])), _RECOVERY_CLEARANCE, _GRIP)
 
 
 def failure_action(env: gym.Env, obs: np.ndarray) -> np.ndarray:
@@ -151,33 +151,15 @@ def _carry(obs: np.ndarray, target_xy: np.ndarray, clearance: float, grip: float
     return np.append(np.clip(gain * (desired - hand), -1.0, 1.0), effort).astype(np.float32)
 
 
-def _vase_frame(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """(vase, along, normal, t, lateral): the puck's place in the frame of the vase-goal line."""
+def _detour_waypoint(obs: np.ndarray) -> np.ndarray:
+    """Where the Obstructed Push expert drags the puck next: beside the vase, past it, then the goal."""
     puck, vase, goal = (np.asarray(obs[s], dtype=float) for s in (slice(4, 6), slice(11, 13), slice(36, 38)))
     along = _unit(goal - vase, np.array([0.0, 1.0]))
     normal = np.array([-along[1], along[0]])
-    return vase, along, normal, float((puck - vase) @ along), float((puck - vase) @ normal)
-
-
-def _vase_lane(obs: np.ndarray) -> np.ndarray:
-    """The Obstructed Push recovery target: sideways into a lane _VASE_RETREAT off the vase-goal line.
-
-    Until the puck is past the vase it keeps its progress along the line and only moves sideways
-    (to the side it is on, as the detour expert does), so a task policy trained on these actions
-    learns to go around the vase rather than back from it; past the vase it moves straight away.
-    """
-    vase, along, normal, t, lateral = _vase_frame(obs)
-    if t >= _DETOUR_ALONG:
-        return vase + _VASE_RETREAT * _unit(np.asarray(obs[4:6], dtype=float) - vase, along)
-    return vase + t * along + (1.0 if lateral >= 0.0 else -1.0) * _VASE_RETREAT * normal
-
-
-def _detour_waypoint(obs: np.ndarray) -> np.ndarray:
-    """Where the Obstructed Push expert drags the puck next: beside the vase, past it, then the goal."""
-    vase, along, normal, t, lateral = _vase_frame(obs)
+    t, lateral = float((puck - vase) @ along), float((puck - vase) @ normal)
     side = 1.0 if lateral >= 0.0 else -1.0
     if t < _DETOUR_ALONG and abs(lateral) < _DETOUR_LATERAL - 0.015:   # not beside the vase yet: get there
         return vase + max(t, -_DETOUR_ALONG) * along + side * _DETOUR_LATERAL * normal
     if t < _DETOUR_ALONG:                                                # beside it: pass it
         return vase + _DETOUR_ALONG * along + side * _DETOUR_LATERAL * normal
-    return np.asarray(obs[36:38], dtype=float)
+    return goal
