@@ -12,9 +12,9 @@ from farl_control.bridge import RobotError
 from farl_control.config import BridgeConfig, HardLimits
 
 # Under the full suite's load franky-sim's arm sometimes ends a 1-2 cm Cartesian step far from its
-# target: CI measured -88 cm once, a clean-clone run -15 cm once (the limits test below), 45 local
-# runs in isolation and under load never did, and logging every Cartesian target of 144 tests showed
-# no bad command reaching the simulator.  Reruns keep that simulator excursion from blocking CI; a
+# target: CI measured -88 cm once, a clean-clone run -15 cm once (the limits test below), 65 local
+# runs in isolation and under load never did, and logging every Cartesian and far joint target in
+# suite runs showed no bad command reaching the simulator.  Reruns keep that simulator excursion from blocking CI; a
 # real regression fails every attempt.  The check's own lines are in the failure message.
 FRANKY_SIM_EXCURSION = pytest.mark.flaky(reruns=2)
 
