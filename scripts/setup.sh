@@ -2,13 +2,19 @@
 # One idempotent setup step for the non-ROS install (simulation, training, tests).
 #  - Debian packages FARL needs (offscreen MuJoCo, RealSense USB, OpenCV runtime)
 #  - .venv with every src/ package installed editable and third-party packages pinned
-# Re-running is cheap: pip runs only when requirements, constraints or a package manifest changed.
+#  - ROS 2: where none is sourced (no ROS_DISTRO), ROS 2 Kilted from PyPI wheels
+#    (requirements-ros.txt) into .venv; where one is (Humble/Jazzy from apt), that one, no wheels.
+#    Then farl_interfaces built with colcon into .venv and .venv/farl-ros.env written
+#    (scripts/ros_setup.py says why each step is needed).
+# Re-running is cheap: pip runs only when requirements, constraints or a package manifest changed,
+# and colcon only when an interface definition changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-APT_PACKAGES=(libosmesa6 libusb-1.0-0 libgl1 libglib2.0-0)
+# cmake, g++, make: the colcon + rosidl build of farl_interfaces
+APT_PACKAGES=(libosmesa6 libusb-1.0-0 libgl1 libglib2.0-0 cmake g++ make)
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -35,16 +41,18 @@ fi
 # colcon would otherwise crawl the venv's site-packages looking for packages.
 touch "$VENV/COLCON_IGNORE"
 
+ros_requirements=()
+if [ -z "${ROS_DISTRO:-}" ]; then ros_requirements=(-r requirements-ros.txt); fi
 stamp="$VENV/.farl-setup-stamp"
-digest=$(cat requirements.txt constraints.txt src/*/setup.py src/*/setup.cfg src/*/package.xml 2>/dev/null | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
-  exit 0
+digest=$( (echo "ros=${ROS_DISTRO:-wheels}"; cat requirements.txt requirements-ros.txt constraints.txt \
+  src/*/setup.py src/*/setup.cfg src/*/package.xml 2>/dev/null) | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+  echo "setup: installing Python packages into $VENV (pinned by constraints.txt${ROS_DISTRO:+; ROS 2 $ROS_DISTRO as sourced})"
+  editables=()
+  for pkg in src/*/setup.py; do editables+=(-e "$(dirname "$pkg")"); done
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    -c constraints.txt -r requirements.txt "${ros_requirements[@]}" setuptools "${editables[@]}"
+  echo "$digest" > "$stamp"
 fi
-
-echo "setup: installing Python packages into $VENV (pinned by constraints.txt)"
-editables=()
-for pkg in src/*/setup.py; do editables+=(-e "$(dirname "$pkg")"); done
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-  -c constraints.txt -r requirements.txt setuptools "${editables[@]}"
-echo "$digest" > "$stamp"
-echo "setup: done"
+# The ROS wheels' bootstrapper would re-exec this python once; the guard skips that (ros_setup.py).
+_ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" scripts/ros_setup.py --venv "$VENV"

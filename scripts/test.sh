@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# ROS 2 (wheels or the sourced distro) and farl_interfaces, without the bootstrapper's re-exec.
+source .venv/farl-ros.env
 # EGL, not osmesa: with MUJOCO_GL=osmesa, importing MetaWorld next to torch segfaults the process
 # (seen in torch optimiser set-up); Mesa EGL renders offscreen on CPU machines too.
 export MUJOCO_GL=${MUJOCO_GL:-egl}

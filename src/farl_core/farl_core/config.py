@@ -13,6 +13,7 @@ file and section it came from.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import math
 import types
@@ -127,6 +128,22 @@ def nest_parameters(flat: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"parameter {name}: '{part}' is both a value and a group")
         level[leaf] = value
     return nested
+
+
+# Parameters rclpy declares on every node by itself: Humble `use_sim_time`; Jazzy and later also
+# `start_type_description_service`; `qos_overrides.<topic>.*` where a publisher or subscription
+# accepts QoS overrides. A node checks its own section of the parameter file with the CLI's
+# one-line errors (an unknown key is a mistake), so these are set aside first, never validated.
+ROS_BUILTIN_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
+ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
+
+
+def node_parameters(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A ROS node's own parameters (name -> value, as rclpy reports them) as the parameter file's
+    nested mapping: rclpy's built-ins dropped, arrays (rclpy may hand out `array.array`) as lists."""
+    own = {name: list(value) if isinstance(value, array.array) else value for name, value in flat.items()
+           if name not in ROS_BUILTIN_PARAMETERS and not name.startswith(ROS_BUILTIN_PREFIXES)}
+    return nest_parameters(own)
 
 
 def to_mapping(config: Any) -> dict[str, Any]:

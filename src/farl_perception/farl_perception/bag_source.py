@@ -194,7 +194,7 @@ def write_rgbd_bag(path: str | Path, frames: Iterable[RGBDFrame], namespace: str
                 stopped = exc
                 break
             stamp = int(round(frame.time * 1e9))
-            for topic, msg in _frame_messages(typestore, frame, stamp, frame_id, topics).items():
+            for topic, msg in frame_messages(typestore, frame, stamp, frame_id, topics).items():
                 writer.write(connections[topic], stamp, typestore.serialize_cdr(msg, msg.__msgtype__))
             count += 1
     if stopped is not None:
@@ -202,7 +202,7 @@ def write_rgbd_bag(path: str | Path, frames: Iterable[RGBDFrame], namespace: str
     return count
 
 
-def _frame_messages(typestore: Any, frame: RGBDFrame, stamp_ns: int, frame_id: str,
+def frame_messages(typestore: Any, frame: RGBDFrame, stamp_ns: int, frame_id: str,
                     topics: CameraTopics) -> dict[str, Any]:
     """The colour Image, aligned-depth Image and CameraInfo of one frame, all stamped with the frame's time."""
     types = typestore.types

@@ -46,7 +46,8 @@ from farl_core.errors import FarlError
 
 logger = logging.getLogger(__name__)
 
-MODES = ("static_board", "hand_eye", "points", "points_depth")
+# ground_truth: a simulated camera whose pose the scene knows exactly (the sim graph writes it).
+MODES = ("static_board", "hand_eye", "points", "points_depth", "ground_truth")
 FORMAT = "farl_camera_calibration"
 FORMAT_VERSION = 1
 MIN_HAND_EYE_VIEWS = 3              # two independent motions; use >= 8 for a few-mm result
@@ -361,6 +362,13 @@ def _result(camera_to_base: np.ndarray, mode: str, intrinsics: CameraIntrinsics,
                              reprojection_rms_px=rms_px, rms_mm=rms_mm, n_views=n_views, n_points=n_points,
                              timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                              marker_to_ee=marker_to_ee)
+
+
+def ground_truth_calibration(camera_to_base: np.ndarray, intrinsics: CameraIntrinsics) -> CalibrationResult:
+    """The exact pose of a simulated camera as a calibration result, so the perception node reads a
+    simulated camera exactly as it reads a calibrated real one (its `calibration_file`)."""
+    return _result(_as_transform(camera_to_base, "camera_to_base"), "ground_truth", intrinsics,
+                   rms_px=None, rms_mm=0.0, n_views=0, n_points=0)
 
 
 def _optional_float(value: Any) -> float | None:

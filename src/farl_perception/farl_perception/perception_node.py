@@ -7,24 +7,31 @@ group and the node spins on two threads: frames keep arriving while a step waits
 
 Parameters: the `farl_perception` section of the FARL parameter file (see `farl config show`),
 plus `task` (whose objects to report), `camera_namespace` (realsense-ros, default /camera/camera)
-and `base_frame` (the frame_id of the published positions, default "base").
+and `base_frame` (the frame_id of the published positions, default "base"). rclpy's own
+parameters (use_sim_time, ...) are left to rclpy; every other key is validated like the CLI does,
+and a bad one stops the node with one line on stderr and exit code 2.
+
+QoS: camera topics best effort (sensor data; also matches a reliable realsense-ros publisher, whose
+late frames are worth nothing), `/farl/objects` reliable.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Vector3
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from farl_core.camera_model import RGBDFrame
-from farl_core.config import nest_parameters
+from farl_core.config import node_parameters
 from farl_core.errors import FarlError
 from farl_core.franka_tasks import get_franka_task
 from farl_interfaces.msg import ObjectArray, ObjectState
@@ -44,18 +51,19 @@ class PerceptionNode(Node):
         for name, default in NODE_PARAMETERS.items():
             if not self.has_parameter(name):
                 self.declare_parameter(name, default)
-        values = {name: p.value for name, p in self.get_parameters_by_prefix("").items() if name != "use_sim_time"}
+        values = node_parameters({name: p.value for name, p in self.get_parameters_by_prefix("").items()})
         task, namespace, self._frame_id = (values.pop(name) for name in NODE_PARAMETERS)
-        config = perception_config_from_parameters(task, nest_parameters(values), where=f"node {NODE}")
+        config = perception_config_from_parameters(task, values, where=f"node {NODE}")
         topics = camera_topics(namespace)
         self._source = TopicSource(namespace)
         self._pairer = FramePairer()
         self._perception = Perception(config, self._source, get_franka_task(task).object_names)
         self._publisher = self.create_publisher(ObjectArray, "/farl/objects", 10)
         images = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(CameraInfo, topics.info, self._pairer.set_camera_info, 5, callback_group=images)
-        self.create_subscription(Image, topics.color, self._offer(self._pairer.add_color), 5, callback_group=images)
-        self.create_subscription(Image, topics.depth, self._offer(self._pairer.add_depth), 5, callback_group=images)
+        for msg_type, topic, callback in ((CameraInfo, topics.info, self._pairer.set_camera_info),
+                                          (Image, topics.color, self._offer(self._pairer.add_color)),
+                                          (Image, topics.depth, self._offer(self._pairer.add_depth))):
+            self.create_subscription(msg_type, topic, callback, qos_profile_sensor_data, callback_group=images)
         self.create_timer(1.0 / config.rate_hz, self._step, callback_group=MutuallyExclusiveCallbackGroup())
         self._state = PerceptionState.STARTING
 
@@ -71,24 +79,30 @@ class PerceptionNode(Node):
         objects = self._perception.step()
         status = self._perception.status
         if status.state is not self._state:
-            log = self.get_logger().warning if status.state is PerceptionState.STALLED else self.get_logger().info
-            log(f"perception {status.state.value}: {status.message}")
+            # two call sites: rclpy's logger refuses one call site logging at two severities
+            if status.state is PerceptionState.STALLED:
+                self.get_logger().warning(f"perception {status.state.value}: {status.message}")
+            else:
+                self.get_logger().info(f"perception {status.state.value}: {status.message}")
             self._state = status.state
         self._publisher.publish(to_object_array_msg(objects, MESSAGES, self._frame_id))
 
 
-def main() -> None:
-    rclpy.init()
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
     try:
         node = PerceptionNode()
     except FarlError as exc:
-        print(f"farl_perception: error: {exc}")
-        rclpy.shutdown()
+        print(f"{NODE}: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
         raise SystemExit(2) from None
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
         executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C or `ros2 launch` stopping the graph: a normal end
     finally:
+        executor.shutdown()
         node.destroy_node()
-        rclpy.shutdown()
+        rclpy.try_shutdown()
