@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INTERFACES = ROOT / "src" / "farl_interfaces"
 BUILD_BASE = ROOT / "build" / "ros"
 ENV_FILE = "farl-ros.env"
+FASTDDS_PROFILE = ROOT / "config" / "fastdds.xml"
 STAMP = ".farl-interfaces-stamp"
 ACTIVATE_HOOK = 'if [ -f "$VIRTUAL_ENV/farl-ros.env" ]; then . "$VIRTUAL_ENV/farl-ros.env"; fi  # FARL: ROS 2\n'
 # The wheels' build machine: manylinux's interpreter prefix, e.g. /opt/python/cp311-cp311.
@@ -94,6 +95,8 @@ def env_file_text(prefix: Path, wheels: bool) -> str:
         f'  export FARL_ROS_ENV="{prefix}"',
         f'  export LD_LIBRARY_PATH="{":".join(libraries)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"',
         f'  export AMENT_PREFIX_PATH="{prefix}${{AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}}"',
+        "  # camera frames in shared memory instead of UDP fragments (config/fastdds.xml says why)",
+        f'  export FASTDDS_DEFAULT_PROFILES_FILE="${{FASTDDS_DEFAULT_PROFILES_FILE:-{FASTDDS_PROFILE}}}"',
     ]
     if wheels:
         lines += [

@@ -26,7 +26,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/farl"]),
         ("share/farl", ["package.xml"]),
         ("share/farl/launch", top_level("launch", "*.launch.py")),
-        ("share/farl/config", top_level("config", "*.yaml")),
+        ("share/farl/config", top_level("config", "*.yaml") + top_level("config", "*.xml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

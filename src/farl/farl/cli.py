@@ -223,6 +223,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"{label}: processing p50 {fig['processing']['p50_ms']:.0f} ms, p95 {fig['processing']['p95_ms']:.0f}"
                   f" ms; grab + processing p95 {fig['full']['p95_ms']:.0f} ms "
                   f"({fig['full_p95_ratio_to_grab']:.2f}x the grab)")
+    elif args.what == "ros":
+        from farl.ros_latency_node import bench_ros
+        results = bench_ros(count=args.calls if args.calls != 2000 else 500)
+        for name in ("object_array_3", "rgbd_640x480"):
+            fig, ref = results[name], results[name]["serialise_deserialise_in_process"]
+            print(f"{name} ({fig['bytes']} B): round trip p50 {fig['round_trip']['p50_ms']:.2f} ms, "
+                  f"p99 {fig['round_trip']['p99_ms']:.2f} ms ({fig['p99_share_of_period'] * 100:.1f}% of the "
+                  f"200 ms period), {fig['lost']} lost; in-process serialise+deserialise p50 {ref['p50_ms']:.2f} ms")
     else:
         results = bench_training(steps=args.steps or 200)
         for name, fig in results.items():
@@ -312,9 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_perception_parser(verbs)
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
-    bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "robot", "perception"])
+    bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "robot", "perception", "ros"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
-                       "robot: latency trials (default 30)")
+                       "robot: latency trials (default 30); ros: round trips per payload (default 500)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
                        "failurebench: online env steps per run (default 20000)")
     bench.add_argument("--out", help="shield/training/robot: JSON file for the figures; failurebench: output directory "

@@ -2,12 +2,15 @@
 
 Each check is a small function returning a `Check`; `fail` means a FARL job that needs it
 cannot run (the command exits non-zero), `warn` means an optional capability is missing
-(GPU, RealSense camera, ROS 2) and FARL falls back to what is available.
+(GPU, RealSense camera, ROS 2 altogether) and FARL falls back to what is available. A ROS 2 that
+is present but broken, or FARL's interfaces missing next to it, fails: no FARL node can start.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -127,15 +130,85 @@ def check_realsense() -> Check:
     return Check("realsense", "ok", ", ".join(found))
 
 
-def check_rclpy() -> Check:
+# rclpy's major version names the ROS 2 distro where ROS_DISTRO is unset (the PyPI wheels set none).
+RCLPY_DISTROS = {3: "humble", 7: "jazzy", 9: "kilted"}
+NO_ROS_FIX = "run scripts/setup.sh (ROS 2 Kilted wheels into .venv), or source /opt/ros/<distro>/setup.bash"
+# Run in a fresh interpreter, like the GL probe: this process stays ROS-free (only *_node.py modules
+# import rclpy), and a ROS whose libraries are not on the loader path fails there, not here.
+_ROS_PROBE = """
+import json, pathlib, re
+from importlib import metadata
+out = {}
+try:
+    import rclpy
+except ModuleNotFoundError:
+    print(json.dumps({"rclpy": "missing"})); raise SystemExit
+try:
+    from rclpy.utilities import get_rmw_implementation_identifier
+    out["rmw"] = get_rmw_implementation_identifier()
+except Exception as exc:
+    print(json.dumps({"rclpy": "broken", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}))
+    raise SystemExit
+out["rclpy"] = "ok"
+try:
+    out["version"], out["origin"] = metadata.version("ros-rclpy"), "PyPI wheels"
+except metadata.PackageNotFoundError:
+    prefix = str(pathlib.Path(rclpy.__file__).resolve()).split("/lib/")[0]
+    manifest = pathlib.Path(prefix, "share", "rclpy", "package.xml")
+    found = re.search(r"<version>([^<]+)</version>", manifest.read_text()) if manifest.is_file() else None
+    out["version"], out["origin"] = (found.group(1) if found else "unknown version"), f"ROS install ({prefix})"
+try:
+    from rclpy.serialization import serialize_message
+    import farl_interfaces.msg as msg
+    out["interfaces"] = str(pathlib.Path(msg.__file__).resolve().parent.parent)
+    out["interfaces_bytes"] = len(serialize_message(msg.ObjectArray()))
+except Exception as exc:
+    out["interfaces_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+print(json.dumps(out))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def probe_ros(timeout_s: float = 60.0) -> dict[str, object]:
+    """What a fresh interpreter of this environment finds of ROS 2 (one probe for both checks)."""
     try:
-        importlib.import_module("rclpy")
-    except Exception:  # noqa: BLE001
-        return Check("rclpy", "warn", "not found: ROS 2 nodes and launch files unavailable, "
-                     "the ROS-free runner and CLI work",
-                     "on a ROS 2 machine: source /opt/ros/humble/setup.bash (or jazzy)")
-    distro = os.environ.get("ROS_DISTRO", "unknown distro")
-    return Check("rclpy", "ok", f"present ({distro})")
+        proc = subprocess.run([sys.executable, "-c", _ROS_PROBE], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"rclpy": "broken", "error": f"probe timed out after {timeout_s:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        last = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        return {"rclpy": "broken", "error": last[-1] if last else f"exit code {proc.returncode}"}
+    return json.loads(lines[-1])
+
+
+def check_ros() -> Check:
+    """ROS 2 distro, rclpy version and origin, RMW implementation."""
+    found = probe_ros()
+    if found["rclpy"] == "missing":
+        return Check("ros2", "warn", "rclpy not found: ROS 2 nodes unavailable, the ROS-free runner and CLI work",
+                     NO_ROS_FIX)
+    if found["rclpy"] == "broken":  # present, but its libraries are not on the loader path
+        return Check("ros2", "fail", f"rclpy present but not importable: {found['error']}",
+                     "source .venv/farl-ros.env (scripts/setup.sh writes it), or your ROS setup.bash")
+    version = str(found["version"])
+    major = int(version.split(".")[0]) if version[:1].isdigit() else -1
+    distro = os.environ.get("ROS_DISTRO") or RCLPY_DISTROS.get(major, "unknown distro")
+    return Check("ros2", "ok", f"{distro}; rclpy {version} from {found['origin']}; RMW {found['rmw']}")
+
+
+def check_interfaces() -> Check:
+    """farl_interfaces imports and its type support loads (a message serialises)."""
+    found = probe_ros()
+    if found["rclpy"] == "missing":
+        return Check("farl_interfaces", "warn", "not checked: no rclpy", NO_ROS_FIX)
+    if found["rclpy"] == "broken":
+        return Check("farl_interfaces", "fail", "not checked: rclpy does not import (see ros2)", "fix ros2 first")
+    if "interfaces_error" in found:
+        return Check("farl_interfaces", "fail", f"not importable: {found['interfaces_error']}",
+                     "run scripts/setup.sh (builds it into .venv), or colcon build && source install/setup.bash")
+    return Check("farl_interfaces", "ok",
+                 f"imports from {found['interfaces']} (empty ObjectArray: {found['interfaces_bytes']} bytes CDR)")
 
 
 CHECKS: tuple[Callable[[], Check], ...] = (
@@ -146,7 +219,8 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     lambda: check_module("franky", "franky", "pip install franky-control (scripts/setup.sh does it)"),
     lambda: check_module("franky-sim", "franky_sim", "pip install franky-sim (scripts/setup.sh does it)"),
     check_realsense,
-    check_rclpy,
+    check_ros,
+    check_interfaces,
 )
 
 

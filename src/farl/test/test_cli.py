@@ -26,11 +26,30 @@ def test_doctor_json_reports_every_check_and_passes_here() -> None:
     proc = run_farl("doctor", "--json")
     records = {r["name"]: r for r in json.loads(proc.stdout)}
     assert set(records) == {"python", "torch", "cuda", "mujoco", "franky", "franky-sim",
-                            "realsense", "rclpy"}
+                            "realsense", "ros2", "farl_interfaces"}
     # This machine is provisioned by scripts/setup.sh: everything required must work.
     assert proc.returncode == 0, proc.stdout
     assert "osmesa ok" in records["mujoco"]["detail"]
     assert all(r["fix"] for r in records.values() if r["status"] != "ok")
+    # ROS 2 is real here: the Kilted wheels of scripts/setup.sh, Fast DDS, our interfaces built into .venv
+    assert records["ros2"]["status"] == "ok", records["ros2"]
+    assert records["ros2"]["detail"].startswith("kilted; rclpy 9.") and "from PyPI wheels" in records["ros2"]["detail"]
+    assert "RMW rmw_fastrtps_cpp" in records["ros2"]["detail"]
+    assert records["farl_interfaces"]["status"] == "ok", records["farl_interfaces"]
+    assert str(Path(sys.prefix).resolve()) in records["farl_interfaces"]["detail"]
+
+
+def test_doctor_names_broken_ros_libraries_with_the_fix(tmp_path: Path) -> None:
+    """A venv python whose loader path lacks the ROS libraries (and whose bootstrapper re-exec is skipped)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FARL_ROS_ENV")}
+    env["_ROS_WHEELS_BOOTSTRAP_COMPLETE"] = "1"
+    proc = subprocess.run([str(FARL), "doctor", "--json"], capture_output=True, text=True, timeout=300, env=env)
+    records = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert records["ros2"]["status"] == "fail" and "farl-ros.env" in records["ros2"]["fix"]
+    assert records["farl_interfaces"]["status"] == "fail"
+    assert proc.returncode == 1
 
 
 def test_doctor_failure_exits_nonzero_with_fix(capsys, monkeypatch) -> None:
