@@ -57,6 +57,7 @@ class PerceptionNode(Node):
         topics = camera_topics(namespace)
         self._source = TopicSource(namespace)
         self._pairer = FramePairer()
+        self._frames = 0  # RGB-D frames paired so far
         self._perception = Perception(config, self._source, get_franka_task(task).object_names)
         self._publisher = self.create_publisher(ObjectArray, "/farl/objects", 10)
         images = MutuallyExclusiveCallbackGroup()
@@ -72,6 +73,10 @@ class PerceptionNode(Node):
         def callback(msg: Image) -> None:
             frame = add(msg)
             if frame is not None:
+                if not self._frames:  # once: tells a silent camera from frames that never pair
+                    self.get_logger().info(f"first RGB-D frame {frame.rgb.shape[1]}x{frame.rgb.shape[0]} "
+                                           f"({self._pairer.dropped} images unpaired before it)")
+                self._frames += 1
                 self._source.push(frame)
         return callback
 

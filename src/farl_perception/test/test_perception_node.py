@@ -57,8 +57,8 @@ def test_node_publishes_objects_from_simulated_realsense_topics(start_node, ros_
                       TOPICS.depth: node.create_publisher(Image, TOPICS.depth, 5),
                       TOPICS.info: node.create_publisher(CameraInfo, TOPICS.info, 5)}
 
-        silent = wait_for(executor, received, lambda msg: True, timeout_s=60.0)
-        assert silent is not None, f"no /farl/objects within 60 s; node output:\n{node_process.output()}"
+        silent = wait_for(executor, received, lambda msg: True, timeout_s=120.0)
+        assert silent is not None, f"no /farl/objects within 120 s; node output:\n{node_process.output()}"
         assert {o.name for o in silent.objects} == {"object", "wall"}
         assert all(o.stale for o in silent.objects), "objects reported before any camera frame"
 
@@ -66,18 +66,23 @@ def test_node_publishes_objects_from_simulated_realsense_topics(start_node, ros_
         truth = source.object_states()
         last = [0.0]
 
-        def publish_frame() -> None:  # the camera at 10 Hz, stamped with the publishing time
-            if time.monotonic() - last[0] < 0.1:
+        published = [0]
+
+        def publish_frame() -> None:  # the camera at 5 Hz, stamped with the publishing time
+            if time.monotonic() - last[0] < 0.2:
                 return
             last[0] = time.monotonic()
+            published[0] += 1
             messages = frame_messages(typestore, source.read(), time.time_ns(), "camera_color_optical_frame", TOPICS)
             for topic, msg in messages.items():
                 publishers[topic].publish(bytes(typestore.serialize_cdr(msg, msg.__msgtype__)))
 
         received.clear()
-        seen = wait_for(executor, received, lambda msg: not any(o.stale for o in msg.objects), timeout_s=30.0,
+        # generous: on a loaded 2-core machine (CI, the other test worker training) the node starts slowly
+        seen = wait_for(executor, received, lambda msg: not any(o.stale for o in msg.objects), timeout_s=120.0,
                         during=publish_frame)
-        assert seen is not None, f"objects never seen from the camera topics; node output:\n{node_process.output()}"
+        assert seen is not None, (f"objects never seen in {published[0]} published frames; "
+                                  f"node output:\n{node_process.output()}")
         assert seen.header.frame_id == "base"
         for obj in seen.objects:
             measured = np.array([obj.position.x, obj.position.y, obj.position.z])
