@@ -27,11 +27,16 @@ def interface_types() -> dict:
         types.update(get_types_from_msg(response, f"farl_interfaces/srv/{path.stem}_Response"))
     return types
 
-@pytest.fixture(scope="module")
-def store():
-    typestore = get_typestore(Stores.ROS2_HUMBLE)
+def registered(distro: Stores):
+    """rosbags' type system of a distro with farl_interfaces registered from the .msg/.srv files."""
+    typestore = get_typestore(distro)
     typestore.register(interface_types())
     return typestore
+
+
+@pytest.fixture(scope="module")
+def store():
+    return registered(Stores.ROS2_HUMBLE)
 
 def sample(store, typename: str, seed: int):
     """An instance with every field filled with a non-default value."""
@@ -229,10 +234,8 @@ def padding_bytes(store, typename: str, raw: bytes) -> set[int]:
 
 @pytest.fixture(scope="module")
 def kilted_store():
-    """rosbags' Kilted type system (the wheels' distro) with farl_interfaces registered from the .msg files."""
-    typestore = get_typestore(Stores.ROS2_KILTED)
-    typestore.register(interface_types())
-    return typestore
+    """Kilted: the distro of the ROS 2 wheels rclpy comes from here."""
+    return registered(Stores.ROS2_KILTED)
 
 
 def test_every_interface_is_generated_by_rosidl() -> None:
