@@ -136,16 +136,15 @@ NO_ROS_FIX = "run scripts/setup.sh (ROS 2 Kilted wheels into .venv), or source /
 # Run in a fresh interpreter, like the GL probe: this process stays ROS-free (only *_node.py modules
 # import rclpy), and a ROS whose libraries are not on the loader path fails there, not here.
 _ROS_PROBE = """
-import json, pathlib, re
+import importlib, json, pathlib, re
 from importlib import metadata
 out = {}
 try:
-    import rclpy
+    rclpy = importlib.import_module("rclpy")
 except ModuleNotFoundError:
     print(json.dumps({"rclpy": "missing"})); raise SystemExit
 try:
-    from rclpy.utilities import get_rmw_implementation_identifier
-    out["rmw"] = get_rmw_implementation_identifier()
+    out["rmw"] = importlib.import_module("rclpy.utilities").get_rmw_implementation_identifier()
 except Exception as exc:
     print(json.dumps({"rclpy": "broken", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}))
     raise SystemExit
@@ -158,10 +157,10 @@ except metadata.PackageNotFoundError:
     found = re.search(r"<version>([^<]+)</version>", manifest.read_text()) if manifest.is_file() else None
     out["version"], out["origin"] = (found.group(1) if found else "unknown version"), f"ROS install ({prefix})"
 try:
-    from rclpy.serialization import serialize_message
-    import farl_interfaces.msg as msg
+    serialization = importlib.import_module("rclpy.serialization")
+    msg = importlib.import_module("farl_interfaces.msg")
     out["interfaces"] = str(pathlib.Path(msg.__file__).resolve().parent.parent)
-    out["interfaces_bytes"] = len(serialize_message(msg.ObjectArray()))
+    out["interfaces_bytes"] = len(serialization.serialize_message(msg.ObjectArray()))
 except Exception as exc:
     out["interfaces_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 print(json.dumps(out))
