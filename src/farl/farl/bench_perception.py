@@ -28,8 +28,8 @@ from farl_core.camera_model import CameraExtrinsics
 from farl_core.franka_tasks import get_franka_task
 from farl_perception.config import PerceptionConfig, YoloConfig, task_defaults
 from farl_perception.pipeline import Perception
-from farl_perception.sim_source import SimSource
 from farl_perception.topic_source import TopicSource
+from farl_sim.franka_scenes.sim_source import SimSource
 
 QUANTILES = (50, 95)
 

@@ -143,6 +143,31 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The robot loop (run_session.py): deploy or fine-tune on franky-sim or a Panda, resumable."""
+    from farl.run_session import RunRequest, run_session
+
+    if not args.no_shield and not (args.recovery_policy and args.world_model):
+        raise FarlError("the shield needs --recovery-policy and --world-model (or pass --no-shield to run the "
+                        "task policy unshielded)")
+    request = RunRequest(task=args.task, mode=args.mode, episodes=args.episodes, task_policy=Path(args.task_policy),
+                         out=Path(args.out), robot=args.robot, camera=args.camera,
+                         recovery_policy=None if args.no_shield else Path(args.recovery_policy),
+                         world_model=None if args.no_shield else Path(args.world_model), seed=args.seed,
+                         config=Path(args.config) if args.config else None)
+    try:
+        records = run_session(request)
+    except KeyboardInterrupt:
+        print(f"farl: interrupted; finished episodes are kept in {args.out}: rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    failures = sum(r.ir_failure for r in records)
+    mean = sum(r.ret for r in records) / max(len(records), 1)
+    print(f"{args.out}: {len(records)} episodes, {failures} with an IR failure, mean return {mean:.2f}; "
+          f"episodes.csv, summary.json, episodes.png")
+    return 0
+
+
 def cmd_bench_failurebench(args: argparse.Namespace) -> int:
     from farl.benchmark.config import FailureBenchConfig
     from farl.benchmark.grid import run_grid
@@ -309,6 +334,23 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--num-envs", type=int, default=1, help="synchronously stepped envs")
     finetune.add_argument("--out", required=True, help="run directory to create")
     finetune.set_defaults(func=cmd_finetune)
+
+    run = verbs.add_parser("run", help="the robot loop: perception -> policy -> shield -> bridge, episode by "
+                           "episode, on franky-sim or a Panda (resumable)")
+    run.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the Panda's FCI IP")
+    run.add_argument("--camera", default="sim", help="sim (simulated D435 + perception), realsense[:SERIAL], or "
+                     "ground-truth (sim object states, no perception)")
+    run.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
+    run.add_argument("--mode", choices=["deploy", "finetune"], default="deploy")
+    run.add_argument("--episodes", type=int, default=10)
+    run.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy` (or of `farl run`)")
+    run.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy` (the shield)")
+    run.add_argument("--world-model", help="run dir of `farl train world-model` (the shield)")
+    run.add_argument("--no-shield", action="store_true", help="run the task policy without the shield (Uni-O4)")
+    run.add_argument("--out", required=True, help="run directory; rerun with the same one to resume")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
+    run.set_defaults(func=cmd_run)
 
     robot = verbs.add_parser("robot", help="the Franka bridge")
     robot_verbs = robot.add_subparsers(dest="robot_verb", required=True, metavar="ACTION")

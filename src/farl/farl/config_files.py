@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from farl.benchmark.config import FailureBenchConfig
+from farl.runtime_config import RuntimeConfig
 from farl.training import TrainingConfig
 from farl_control.config import BridgeConfig
 from farl_perception.config import PerceptionConfig
@@ -18,6 +19,7 @@ from farl_perception.config import PerceptionConfig
 NODE_SCHEMAS: dict[str, type] = {
     "farl_bridge": BridgeConfig,
     "farl_perception": PerceptionConfig,
+    "farl_policy": RuntimeConfig,               # the robot loop: task monitor, episodes (`farl run`)
     "farl_training": TrainingConfig,            # not a node: the learning jobs of the `farl` CLI
     "farl_failurebench": FailureBenchConfig,    # not a node: `farl bench failurebench`
 }

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from farl_policy.gaussian import GaussianPolicy
 from farl_policy.ppo import PPO, PPOConfig
 from farl_policy.ppo_lagrangian import CostRolloutBuffer
+from farl_policy.training_state import generator_state, load_generator_state, load_module_state, module_state
 from farl_safety.shield import Shield, Verdict
 
 
@@ -50,22 +52,42 @@ class OnlineFinetuner:
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, list[Verdict] | None]:
         """Executed actions for obs [N, obs_dim] (NaN/inf observations raise SpecError)."""
-        proposed, proposed_log_prob = self.policy.act(obs, generator=self.generator)
+        proposed, proposed_log_prob = self.propose(obs)
         if self.shield is None:
             executed, verdicts = proposed, None
         else:
             executed, verdicts = self.shield.filter(obs, proposed)
+        self.record(obs, proposed, proposed_log_prob, executed)
+        return executed, verdicts
+
+    def propose(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The task policy's sampled actions and their log-probabilities (the /farl/action/proposed content)."""
+        return self.policy.act(obs, generator=self.generator)
+
+    def record(self, obs: np.ndarray, proposed: np.ndarray, proposed_log_prob: np.ndarray,
+               executed: np.ndarray) -> None:
+        """Keep (obs, action, log-prob, V(obs)) of this step until `observe` brings its outcome.
+
+        Which action is learned from follows the shield's `update_with` (shield.py): the executed
+        one with its log-probability under the task policy (FARL's action correction), or the
+        proposed one (Recovery-RL's relabelling).  Without a shield both are the same action.
+        """
         stored, log_prob = proposed, proposed_log_prob
         if self.shield is not None and self.shield.config.update_with == "executed":
             stored = executed
             with torch.no_grad():
                 log_prob = self.policy.log_prob(torch.as_tensor(obs, dtype=torch.float32),
-                                                torch.as_tensor(executed)).numpy()
+                                                torch.as_tensor(executed, dtype=torch.float32)).numpy()
         with torch.no_grad():
             value = self.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-        self._pending = {"obs": np.asarray(obs, dtype=np.float32), "act": stored, "log_prob": log_prob,
-                         "value": value}
-        return executed, verdicts
+        self._pending = {"obs": np.asarray(obs, dtype=np.float32), "act": np.asarray(stored, dtype=np.float32),
+                         "log_prob": log_prob, "value": value}
+
+    def discard(self) -> None:
+        """Forget the pending step (its outcome will never be known: the loop lost the next observation)
+        and cut the stored trajectory there, so GAE does not chain across the gap."""
+        self._pending = None
+        self.buffer.cut()
 
     def observe(self, rew: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
                 cost: np.ndarray) -> None:
@@ -87,6 +109,29 @@ class OnlineFinetuner:
         stats = self.ppo.update(self.buffer)
         self.buffer.clear()
         return stats
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything the next action and the next update depend on: weights, optimisers, generators, buffer.
+
+        Taken between episodes (no pending step); `load_state` on a fine-tuner built from the same
+        configuration continues exactly where this one stopped.
+        """
+        if self._pending is not None:
+            raise RuntimeError("state() taken mid-step: call it between episodes")
+        if type(self.ppo) is not PPO:
+            raise NotImplementedError(f"{type(self.ppo).__name__} has state beyond PPO's; it cannot be resumed yet")
+        tensors, meta = self.ppo.state()
+        tensors |= module_state(self.policy, "policy") | module_state(self.value, "value") | self.buffer.state()
+        tensors["act.generator"] = generator_state(self.generator)
+        return tensors, {"ppo": meta}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        load_module_state(self.policy, "policy", tensors)
+        load_module_state(self.value, "value", tensors)
+        self.ppo.load_state(tensors, meta["ppo"])
+        self.buffer.load_state(tensors)
+        load_generator_state(self.generator, tensors["act.generator"])
+        self._pending = None
 
 
 @dataclass

@@ -28,7 +28,7 @@ def open_source(spec: str, task: str, seed: int = 0) -> Any:
     """The camera source named by `spec` (see SOURCES)."""
     kind, _, rest = spec.partition(":")
     if kind == "sim":
-        from farl_perception.sim_source import SimSource
+        from farl_sim.franka_scenes.sim_source import SimSource
 
         return SimSource(task, seed=seed)
     if kind == "realsense":
@@ -49,7 +49,7 @@ def perception_setup(args: argparse.Namespace, source: Any) -> Any:
     source takes the pose from the config (`extrinsics` or `calibration_file`).
     """
     from farl_perception.config import perception_config
-    from farl_perception.sim_source import SimSource
+    from farl_sim.franka_scenes.sim_source import SimSource
 
     config = perception_config(args.task, Path(args.config) if args.config else None)
     if isinstance(source, SimSource) and config.extrinsics is None and not config.calibration_file:
@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from farl_core.franka_tasks import get_franka_task
     from farl_perception.pipeline import Perception, annotate
-    from farl_perception.sim_source import SimSource
+    from farl_sim.franka_scenes.sim_source import SimSource
 
     out = Path(args.out) if args.out else None
     if out is not None:

@@ -20,6 +20,7 @@ import pytest
 from farl_control.bridge import BridgeStatus, FrankaBridge, RobotError
 from farl_control.config import BridgeConfig, HardLimits, RecoveryConfig
 from farl_control.embedded_sim import EmbeddedFrankaSim
+from farl_control.fault_injection import FaultInjectingRobot
 
 SLOW_WATCHDOG = HardLimits(watchdog_periods=1000.0)  # for tests that wait for a motion to finish
 
@@ -155,47 +156,6 @@ def test_gripper_channel_closes_and_opens(make_bridge: Callable[..., FrankaBridg
             break
         time.sleep(0.2)
     assert bridge.state().gripper_width > 0.07
-
-
-class FaultInjectingRobot:
-    """The real franky Robot, except that chosen calls fail the way a reflex error does.
-
-    `faults` next `move` calls raise ControlException and set `has_errors`; `recover_from_errors`
-    clears it unless `stuck`, in which case it fails like a robot whose error cannot be acknowledged.
-    """
-
-    def __init__(self, robot: Any, faults: int = 0, stuck: bool = False) -> None:
-        self._robot, self.faults, self.stuck = robot, faults, stuck
-        self.errored = False
-        self.recover_calls = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._robot, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "relative_dynamics_factor":
-            self._robot.relative_dynamics_factor = value
-        else:
-            super().__setattr__(name, value)
-
-    @property
-    def has_errors(self) -> bool:
-        return self.errored or self._robot.has_errors
-
-    def move(self, motion: Any, asynchronous: bool = False) -> None:
-        if self.faults > 0:
-            self.faults -= 1
-            self.errored = True
-            raise franky.ControlException("libfranka: Move command aborted: motion aborted by reflex! "
-                                          "[\"cartesian_reflex\"] (injected)")
-        self._robot.move(motion, asynchronous=asynchronous)
-
-    def recover_from_errors(self) -> None:
-        self.recover_calls += 1
-        if self.stuck:
-            raise franky.CommandException("libfranka: automatic error recovery failed (injected)")
-        self.errored = False
-        self._robot.recover_from_errors()
 
 
 def test_a_robot_error_is_recovered_and_the_bridge_goes_on(make_bridge: Callable[..., FrankaBridge],

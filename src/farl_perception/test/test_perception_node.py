@@ -21,7 +21,7 @@ from farl_interfaces.msg import ObjectArray
 from farl_perception.bag_source import frame_messages
 from farl_perception.calibration import ground_truth_calibration, save_calibration
 from farl_perception.ros_image import camera_topics
-from farl_perception.sim_source import SimSource
+from farl_sim.franka_scenes.sim_source import SimSource
 
 TASK = "fragile-push-wall"
 TOPICS = camera_topics()

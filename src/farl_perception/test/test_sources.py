@@ -29,7 +29,7 @@ from farl_perception.ros_image import (
     camera_topics,
     image_to_array,
 )
-from farl_perception.sim_source import SimSource
+from farl_sim.franka_scenes.sim_source import SimSource
 
 
 def one_line(error: pytest.ExceptionInfo[BaseException]) -> str:

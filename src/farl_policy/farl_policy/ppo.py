@@ -10,6 +10,7 @@ as arrays over N parallel streams (N = 1 on hardware).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,15 @@ from torch import nn
 
 from farl_core.config import param
 from farl_policy.gaussian import GaussianPolicy
+from farl_policy.training_state import (
+    Tensors,
+    generator_state,
+    load_generator_state,
+    load_optimizer_state,
+    load_scheduler_state,
+    optimizer_state,
+    scheduler_state,
+)
 from farl_policy.uni_o4 import clipped_objective
 
 
@@ -80,6 +90,25 @@ class RolloutBuffer:
         for rows in self.rows.values():
             rows.clear()
 
+    def cut(self) -> None:
+        """End every stream's trajectory at the last stored step (a gap follows: the next row is no successor).
+
+        The step keeps its own V(s'), so GAE bootstraps it like a time limit; used when the robot
+        loop loses a step (stale perception) in the middle of an episode.
+        """
+        if self.rows["done"]:
+            self.rows["done"][-1] = np.ones_like(self.rows["done"][-1], dtype=bool)
+
+    def state(self) -> Tensors:
+        """The stored rows as [T, N, ...] tensors (empty buffer: no tensors), for a session checkpoint."""
+        return {f"buffer.{k}": torch.as_tensor(np.stack(v)) for k, v in self.rows.items() if v}
+
+    def load_state(self, tensors: Tensors) -> None:
+        self.clear()
+        for key in self.KEYS:
+            if f"buffer.{key}" in tensors:
+                self.rows[key] = list(tensors[f"buffer.{key}"].numpy())
+
 
 def gae(rew: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminated: np.ndarray,
         done: np.ndarray, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +162,25 @@ class PPO:
             scheduler.step()
         self.updates += 1
         return {k: float(np.mean(v)) for k, v in stats.items()}
+
+    def state(self) -> tuple[Tensors, dict[str, Any]]:
+        """Optimisers, schedules, minibatch generator and update count: what the next update depends on."""
+        tensors, meta = {"ppo.generator": generator_state(self.generator)}, {"updates": self.updates}
+        for name, optimizer, scheduler in zip(("policy_optim", "value_optim"), (self.policy_optim, self.value_optim),
+                                              self.schedulers, strict=True):
+            opt_tensors, opt_meta = optimizer_state(optimizer, f"ppo.{name}")
+            tensors |= opt_tensors
+            meta[name] = {**opt_meta, "schedule": scheduler_state(scheduler)}
+        return tensors, meta
+
+    def load_state(self, tensors: Tensors, meta: dict[str, Any]) -> None:
+        """Inverse of `state` (the policy and value weights are restored by their owner)."""
+        load_generator_state(self.generator, tensors["ppo.generator"])
+        for name, optimizer, scheduler in zip(("policy_optim", "value_optim"), (self.policy_optim, self.value_optim),
+                                              self.schedulers, strict=True):
+            load_optimizer_state(optimizer, f"ppo.{name}", tensors, meta[name])
+            load_scheduler_state(scheduler, meta[name]["schedule"])
+        self.updates = int(meta["updates"])
 
     def _minibatch_step(self, mb: dict[str, torch.Tensor], stats: dict[str, list[float]]) -> None:
         cfg = self.config
