@@ -23,6 +23,7 @@ from farl_core.config import ROS_PARAMS_KEY, from_mapping, load_file, load_secti
 from farl_core.errors import FarlError
 
 TRAINING_SECTION = "farl_training"
+BENCH_TASKS = ["bounded-push", "bounded-soccer", "fragile-push-wall", "obstructed-push"]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -238,6 +239,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"franky-sim real-time factor (paced): {results['realtime_factor']:.2f}")
         print(f"RGB-D 640x480 render: p50 {results['render_rgbd']['p50_ms']:.0f} ms, "
               f"p99 {results['render_rgbd']['p99_ms']:.0f} ms")
+    elif args.what == "loop":
+        from farl.bench_loop import bench_loop
+        results = bench_loop(args.tasks[0] if args.tasks != BENCH_TASKS else "fragile-push-wall",
+                             episodes=args.episodes if args.episodes != 100 else 3)
+        step, render, share = results["step"], results["render"], results["step_share_of_period"]
+        print(f"{results['task']}: {results['ticks']} ticks; loop step p50 {step['p50_ms']:.1f} ms, p99 "
+              f"{step['p99_ms']:.1f} ms ({share['p50_ms'] * 100:.0f}% / {share['p99_ms'] * 100:.0f}% of the "
+              f"{results['period_ms']:.0f} ms period); simulated camera render p50 {render['p50_ms']:.1f} ms, p99 "
+              f"{render['p99_ms']:.1f} ms (not in the step); overruns {results['overruns']}")
     elif args.what == "perception":
         from farl.bench_perception import bench_perception
         results = bench_perception(frames=args.frames, weights=Path(args.weights) if args.weights else None)
@@ -362,22 +372,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_perception_parser(verbs)
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
-    bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "robot", "perception", "ros"])
+    bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "robot", "perception", "ros",
+                                        "loop"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
                        "robot: latency trials (default 30); ros: round trips per payload (default 500)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
                        "failurebench: online env steps per run (default 20000)")
     bench.add_argument("--out", help="shield/training/robot: JSON file for the figures; failurebench: output directory "
                        "(re-run with the same settings to resume)")
-    bench.add_argument("--tasks", nargs="+", default=["bounded-push", "bounded-soccer", "fragile-push-wall",
-                                                      "obstructed-push"], help="failurebench: tasks")
+    bench.add_argument("--tasks", nargs="+", default=BENCH_TASKS, help="failurebench: tasks; loop: the Franka task "
+                       "(default fragile-push-wall)")
     bench.add_argument("--methods", nargs="+", default=["uni-o4", "farl", "rec-rl", "mppi"],
                        help="failurebench: uni-o4 farl rec-rl mppi ppo-lag")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="failurebench: online seeds")
     bench.add_argument("--frames", type=int, default=40, help="perception: frames (default 40)")
     bench.add_argument("--weights", help="perception: trained YOLO weights (default: an untrained YOLOv8n)")
     bench.add_argument("--jobs", type=int, default=2, help="failurebench: worker processes (default 2)")
-    bench.add_argument("--episodes", type=int, default=100, help="shielded: episodes per shield (default 100)")
+    bench.add_argument("--episodes", type=int, default=100, help="shielded: episodes per shield (default 100); "
+                       "loop: episodes (default 3)")
     bench.add_argument("--config", help="failurebench: parameter file with a farl_failurebench section "
                        "(default: config/failurebench.yaml)")
     bench.set_defaults(func=cmd_bench)

@@ -23,6 +23,7 @@ import termios
 import tty
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -86,8 +87,9 @@ class ScriptedOperator:
 class TerminalConsole:
     """The interactive console (use as a context manager so the terminal mode is restored)."""
 
-    def __init__(self, stream: object = None) -> None:
-        self._stdin = sys.stdin
+    def __init__(self, stdin: Any = None, stream: Any = None) -> None:
+        """`stdin`: the terminal keys come from (default sys.stdin); `stream`: where the panel is drawn."""
+        self._stdin = stdin if stdin is not None else sys.stdin
         self._interactive = self._stdin.isatty()
         self._saved: list | None = None
         self._console = Console(file=stream) if stream is not None else Console()

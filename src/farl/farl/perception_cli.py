@@ -246,7 +246,7 @@ def _read_yaml(path: str) -> Any:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from farl_perception.synth import synthesize
+    from farl_sim.franka_scenes.synth import synthesize
 
     data_yaml = synthesize(args.tasks, args.out, args.images, seed=args.seed, imgsz=args.imgsz,
                            overwrite=args.overwrite)

@@ -157,6 +157,7 @@ class RobotLoop:
         self.camera_time = camera_time  # seconds the last objects.step() spent on the camera (None: no camera)
         self.period = 1.0 / bridge.config.control_rate_hz
         self.failures = 0
+        self.timings: list[tuple[float, float | None]] = []  # (step s, camera s) of every acting tick, for benchmarks
         self.last_return: float | None = None
         self._message = ""
         self._risk: float | None = None
@@ -248,6 +249,7 @@ class RobotLoop:
                 self._act(step, tally)
                 elapsed = time.perf_counter() - wall
                 tally.step_s.append(elapsed - (camera or 0.0))
+                self.timings.append((elapsed - (camera or 0.0), camera))
                 if camera is not None:
                     tally.camera_s.append(camera)
         self._show(tally)

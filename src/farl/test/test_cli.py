@@ -70,7 +70,7 @@ def test_gl_probe_reports_unknown_backend() -> None:
 def test_config_check_accepts_shipped_file() -> None:
     proc = run_farl("config", "check")
     assert proc.returncode == 0, proc.stderr
-    assert "ok (farl_bridge, farl_training, farl_perception)" in proc.stdout
+    assert "ok (farl_bridge, farl_training, farl_policy, farl_perception)" in proc.stdout
 
 
 def test_config_check_bad_value_is_one_line_error(tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ import torch
 from farl_core.errors import FarlError
 from farl_perception.config import YoloConfig
 from farl_perception.detector_training import TrainedDetector, train_detector
-from farl_perception.synth import SceneSynthesizer, class_names, synthesize
 from farl_perception.yolo_detector import YoloDetector
+from farl_sim.franka_scenes.synth import SceneSynthesizer, class_names, synthesize
 
 TASKS = ("fragile-push-wall", "disturbed-push", "bounded-soccer")
 IMGSZ = 160

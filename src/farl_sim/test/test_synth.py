@@ -15,7 +15,7 @@ import yaml
 
 from farl_core.errors import FarlError
 from farl_core.franka_tasks import BoundedSoccerGeometry, DisturbedPushGeometry, FragilePushWallGeometry
-from farl_perception.synth import (
+from farl_sim.franka_scenes.synth import (
     DISTRACTOR_POOL,
     Randomisation,
     SceneSynthesizer,
