@@ -96,6 +96,11 @@ class TerminalConsole:
         self._live: Live | None = None
         self._last_episode_line: int | None = None
 
+    @property
+    def interactive(self) -> bool:
+        """Keys are read and the panel is live (a progress bar would fight it for the terminal)."""
+        return self._interactive
+
     def __enter__(self) -> TerminalConsole:
         if self._interactive:
             self._saved = termios.tcgetattr(self._stdin.fileno())

@@ -315,7 +315,7 @@ def run_session(request: RunRequest, operator: Operator | None = None, progress:
         loop.failures = sum(r.ir_failure for r in records)
         tensorboard = _tensorboard(request.out)
         bar = tqdm(total=request.episodes, initial=len(records), desc=f"{request.mode} {task.name}", unit="episode",
-                   disable=not progress)
+                   disable=not progress or getattr(console, "interactive", False))
         try:
             for episode in range(len(records), request.episodes):
                 updates_before = agent.updates
