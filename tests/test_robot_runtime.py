@@ -14,15 +14,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from farl.bench_loop import default_size_checkpoints
 from farl.console import ScriptedEvent, ScriptedOperator
 from farl.robot_loop import RobotLoop
 from farl.run_session import RunRequest, build_agent, load_configs, open_world, run_session
+from farl.training import TrainingConfig
 from farl_control.bridge import BridgeStatus
 from farl_control.fault_injection import FaultInjectingRobot
 from farl_core.checkpoint import load_checkpoint
@@ -32,9 +35,10 @@ from farl_core.franka_tasks import get_franka_task
 from farl_core.spec import SpecError
 from farl_core.task_monitor import TaskMonitor
 from farl_perception.objects import ObjectArray, ObjectEstimate
-from farl_policy.critics import CriticConfig, ValueCritics
+from farl_policy.critics import CriticConfig
 from farl_policy.gaussian import GaussianPolicy, PolicyConfig
-from farl_safety.world_model import WorldModel, WorldModelConfig
+from farl_policy.uni_o4 import OfflineConfig
+from farl_safety.world_model import WorldModelConfig
 
 TASK = "fragile-push-wall"
 
@@ -52,15 +56,14 @@ farl_policy:
 """
 
 
+SMALL = TrainingConfig(offline=replace(OfflineConfig(), policy=PolicyConfig(hidden=(16,)),
+                                       critics=CriticConfig(hidden=(16,))),
+                       world_model=WorldModelConfig(latent_dim=8, hidden=(16,)))
+
+
 def make_checkpoints(task_name: str, root: Path) -> dict[str, Path]:
     """Tiny task policy (+ V), recovery policy and world model for `task_name`'s spec."""
-    spec = get_franka_task(task_name).spec
-    torch.manual_seed(0)
-    GaussianPolicy(spec, PolicyConfig(hidden=(16,))).save(root / "task" / "policy", kind="task_policy")
-    ValueCritics(spec, CriticConfig(hidden=(16,))).save(root / "task" / "critics")
-    GaussianPolicy(spec, PolicyConfig(hidden=(16,))).save(root / "recovery" / "policy", kind="recovery_policy")
-    WorldModel(spec, WorldModelConfig(latent_dim=8, hidden=(16,))).save(root / "model" / "world_model")
-    return {"task": root / "task", "recovery": root / "recovery", "model": root / "model"}
+    return default_size_checkpoints(task_name, root, SMALL)
 
 
 @pytest.fixture(scope="module")
