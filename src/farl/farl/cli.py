@@ -21,6 +21,7 @@ from farl.perception_cli import add_perception_parser
 from farl_control.config import BridgeConfig
 from farl_core.config import ROS_PARAMS_KEY, from_mapping, load_file, load_section, to_mapping
 from farl_core.errors import FarlError
+from farl_core.franka_tasks import FRANKA_TASKS
 
 TRAINING_SECTION = "farl_training"
 BENCH_TASKS = ["bounded-push", "bounded-soccer", "fragile-push-wall", "obstructed-push"]
@@ -64,6 +65,8 @@ def cmd_demos(args: argparse.Namespace) -> int:
     from farl.tasks import get_task
     from farl.training import policy_failure_demos, policy_recovery_demos, save_data
 
+    if args.task in FRANKA_TASKS and not args.policy:
+        return _franka_demos(args)
     task = get_task(args.task)
     if args.policy and args.kind == "task":
         raise FarlError("--policy generates failure or recovery demos (task demos come from the scripted expert)")
@@ -84,6 +87,19 @@ def cmd_demos(args: argparse.Namespace) -> int:
     episodes = data.episode_slices()
     print(f"{args.out}: {len(data)} transitions, {len(episodes)} episodes, "
           f"{int(data.cost.sum())} failure steps ({args.kind} demos of {task.spec.name})")
+    return 0
+
+
+def _franka_demos(args: argparse.Namespace) -> int:
+    """Scripted Franka demos through the robot loop (demo_recording.py): perception in the loop by default."""
+    from farl.demo_recording import DemoRequest, record_demos
+
+    request = DemoRequest(task=args.task, role=args.kind, count=args.count, out=Path(args.out),
+                          camera=args.camera, seed=args.seed, noise=args.noise,
+                          config=Path(args.config) if args.config else None, overwrite=args.overwrite)
+    data = record_demos(request)
+    print(f"{args.out}: {len(data)} transitions, {len(data.episode_slices())} episodes, "
+          f"{int(data.cost.sum())} failure steps ({args.kind} demos of {args.task}, camera {args.camera})")
     return 0
 
 
@@ -314,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "recovery demos from where it was about to fail")
     demos.add_argument("--noise", type=float, help="--policy: action noise std (default 0.5 for failure demos, "
                        "0.1 on the scripted recovery)")
+    demos.add_argument("--camera", default="sim", choices=["sim", "ground-truth"],
+                       help="Franka tasks: the simulated D435 + perception (default) or the simulator's object states")
     demos.add_argument("--transitions", type=int, default=20_000,
                        help="--policy: failing transitions to collect (default 20000, the paper's minimum)")
     demos.set_defaults(func=cmd_demos)

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from farl.agent import Agent
+from farl.agent import Proposal
 from farl.console import ConsoleView
 from farl.runtime_config import RuntimeConfig
 from farl_control.bridge import FrankaBridge, RobotError
@@ -50,6 +50,27 @@ class ObjectSource(Protocol):
     """Perception (camera -> objects) or the simulator's ground truth: one ObjectArray per tick."""
 
     def step(self) -> ObjectArray: ...
+
+
+class LoopAgent(Protocol):
+    """What acts on each tick: farl.agent.Agent (task policy + learner) or a demo recorder's scripted agent."""
+
+    @property
+    def updates(self) -> int: ...
+
+    @property
+    def pending(self) -> bool: ...
+
+    def propose(self, observation: np.ndarray) -> Proposal: ...
+
+    def commit(self, observation: np.ndarray, proposal: Proposal, executed: np.ndarray) -> None: ...
+
+    def outcome(self, reward: float, cost: float, next_observation: np.ndarray, terminated: bool,
+                truncated: bool) -> None: ...
+
+    def lose_step(self) -> None: ...
+
+    def end_episode(self) -> dict[str, float] | None: ...
 
 
 class SceneOperator(Protocol):
@@ -140,7 +161,7 @@ class RobotLoop:
     """Perception, task monitor, agent, shield and bridge in one process, episode by episode."""
 
     def __init__(self, task_name: str, mode: str, bridge: FrankaBridge, objects: ObjectSource, monitor: TaskMonitor,
-                 agent: Agent, shield: Shield | None, scene: SceneOperator, operator: Operator,
+                 agent: LoopAgent, shield: Shield | None, scene: SceneOperator, operator: Operator,
                  config: RuntimeConfig, episodes_total: int = 1,
                  camera_time: Callable[[], float | None] = lambda: None) -> None:
         self.task_name, self.mode = task_name, mode

@@ -146,32 +146,32 @@ def build_agent(request: RunRequest, task: FrankaTask, configs: Configs) -> tupl
 
 
 @contextlib.contextmanager
-def open_world(request: RunRequest, task: FrankaTask, configs: Configs) -> Iterator[tuple[FrankaBridge, Any, Any,
-                                                                                            SceneOperator]]:
+def open_world(task: FrankaTask, configs: Configs, robot: str, camera_name: str,
+               seed: int) -> Iterator[tuple[FrankaBridge, Any, Any, SceneOperator]]:
     """The bridge, the object source (perception or ground truth), its camera timing and the scene operator."""
-    bridge_config = replace(configs.bridge, robot=request.robot)
+    bridge_config = replace(configs.bridge, robot=robot)
     scene = None
-    if request.robot == "sim":
+    if robot == "sim":
         from farl_sim.franka_scenes import make_franka_scene
 
         scene = make_franka_scene(task.name)
     bridge = FrankaBridge.connect(bridge_config, scene=scene.build if scene else None, realtime=False)
     camera = None
     try:
-        if request.camera == "ground-truth":
+        if camera_name == "ground-truth":
             from farl_sim.franka_scenes.sim_source import GroundTruthObjects
 
             assert scene is not None and bridge.server is not None
             objects: Any = GroundTruthObjects(scene, bridge.server)
             timing = lambda: None  # noqa: E731 - no camera
         else:
-            objects, camera = _perception(request, task, configs, bridge, scene)
+            objects, camera = _perception(camera_name, task, configs, bridge, scene)
             timing = lambda: objects.last.timing.grab_s if objects.last is not None else None  # noqa: E731
         if scene is not None:
             from farl_sim.franka_scenes.simulated_human import SimulatedHuman
 
             assert bridge.server is not None
-            operator: SceneOperator = SimulatedHuman(scene, bridge.server, request.seed)
+            operator: SceneOperator = SimulatedHuman(scene, bridge.server, seed)
         else:
             operator = ManualReset(configs.runtime.goal or tuple(task.geometry.goal_region.centre))
         yield bridge, objects, timing, operator
@@ -181,14 +181,14 @@ def open_world(request: RunRequest, task: FrankaTask, configs: Configs) -> Itera
         bridge.close()
 
 
-def _perception(request: RunRequest, task: FrankaTask, configs: Configs, bridge: FrankaBridge,
+def _perception(camera_name: str, task: FrankaTask, configs: Configs, bridge: FrankaBridge,
                 scene: Any) -> tuple[Any, Any]:
     from farl_core.camera_model import CameraExtrinsics
     from farl_perception.config import perception_config
     from farl_perception.pipeline import Perception
 
     config = perception_config(task.name, configs.path)
-    if request.camera == "sim":
+    if camera_name == "sim":
         from farl_sim.franka_scenes.sim_source import SceneCamera
 
         assert bridge.server is not None and scene is not None and scene.camera is not None
@@ -198,7 +198,7 @@ def _perception(request: RunRequest, task: FrankaTask, configs: Configs, bridge:
     else:
         from farl_perception.realsense_source import RealSenseConfig, RealSenseSource
 
-        camera = RealSenseSource(RealSenseConfig(serial=request.camera.partition(":")[2]))
+        camera = RealSenseSource(RealSenseConfig(serial=camera_name.partition(":")[2]))
     try:
         return Perception(config, camera, task.object_names), camera
     except BaseException:
@@ -305,7 +305,7 @@ def run_session(request: RunRequest, operator: Operator | None = None, progress:
     agent, shield = build_agent(request, task, configs)  # before the robot: a bad checkpoint moves nothing
     run_dir = RunDirectory(request.out)
     resume = run_dir.claim(request)
-    with open_world(request, task, configs) as (bridge, objects, timing, scene_operator), \
+    with open_world(task, configs, request.robot, request.camera, request.seed) as (bridge, objects, timing, scene_operator), \
             _console(operator) as console:
         records = run_dir.load(agent, task, scene_operator) if resume else []
         if records:

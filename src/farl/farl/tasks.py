@@ -1,8 +1,10 @@
-"""Tasks the CLI can train, fine-tune and benchmark on: the point mass and the four FailureBench tasks.
+"""Tasks the CLI can train, fine-tune and benchmark on: the point mass, the four FailureBench tasks, the Franka tasks.
 
 Each entry is a gymnasium env whose `info` carries `cost`, `ir_failure` and `success`, with its
-task spec, scripted expert and scripted recovery controller.  The Franka scenes register here as
-they land.
+task spec, scripted expert and scripted recovery controller.  The three Franka tasks
+(fragile-push-wall, disturbed-push, bounded-soccer) use FrankaSim/<Task>-v0 (bridge + franky-sim,
+ground-truth objects) as their env; their `farl demos` go through the robot loop instead
+(farl.demo_recording: perception in the loop), so `Task.demonstrations` is not used for them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import numpy as np
 from farl_core.errors import FarlError
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
-from farl_sim import failurebench, point_mass
+from farl_core.franka_tasks import FRANKA_TASKS, FrankaTask
+from farl_sim import failurebench, franka_scenes, point_mass
+from farl_sim.franka_scenes.controllers import scripted_controller
 from farl_sim.recording import Controller, record_episodes
 
 
@@ -61,6 +65,12 @@ def _with_env(controller: Callable[[gym.Env, np.ndarray], np.ndarray]) -> Callab
     return lambda env: lambda obs: controller(env, obs)
 
 
+def _franka_controller(task: FrankaTask, role: str, env: gym.Env) -> Controller:
+    """The Franka controllers read the observation only (what the robot loop sees), never the env."""
+    del env
+    return scripted_controller(task, role)
+
+
 TASKS: dict[str, Task] = {
     "point-mass": Task(point_mass.SPEC, point_mass.BoundedPointMassEnv, "FARL/BoundedPointMass-v0",
                        lambda env: point_mass.expert_action, lambda env: point_mass.recovery_action,
@@ -68,6 +78,9 @@ TASKS: dict[str, Task] = {
     **{name: Task(bench.spec, partial(gym.make, bench.gym_id), bench.gym_id, _with_env(failurebench.expert_action),
                   _with_env(failurebench.recovery_action), _with_env(failurebench.failure_action))
        for name, bench in failurebench.TASKS.items()},
+    **{name: Task(franka.spec, partial(gym.make, franka_scenes.GYM_IDS[name]), franka_scenes.GYM_IDS[name],
+                  *(partial(_franka_controller, franka, role) for role in ("task", "recovery", "failure")))
+       for name, franka in FRANKA_TASKS.items()},
 }
 
 

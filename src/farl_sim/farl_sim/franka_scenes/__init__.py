@@ -33,11 +33,11 @@ from farl_sim.franka_scenes.scenes import (
 __all__ = [
     "FRANKA_SCENES", "BoundedSoccerScene", "CameraExtrinsics", "D435Config", "CameraIntrinsics", "DisturbedPushScene",
     "FragilePushWallScene", "FrankaScene", "HumanMotion", "RGBDFrame", "ScriptedHuman", "SimulatedD435",
-    "add_camera", "make_franka_scene",
+    "GYM_IDS", "add_camera", "make_franka_scene",
 ]
 
-_GYM_IDS = {"fragile-push-wall": "FrankaSim/FragilePushWall-v0", "disturbed-push": "FrankaSim/DisturbedPush-v0",
+GYM_IDS = {"fragile-push-wall": "FrankaSim/FragilePushWall-v0", "disturbed-push": "FrankaSim/DisturbedPush-v0",
             "bounded-soccer": "FrankaSim/BoundedSoccer-v0"}
-for _task, _gym_id in _GYM_IDS.items():
+for _task, _gym_id in GYM_IDS.items():
     if _gym_id not in gym.registry:
         gym.register(id=_gym_id, entry_point="farl_sim.franka_scenes.env:FrankaSimEnv", kwargs={"task": _task})

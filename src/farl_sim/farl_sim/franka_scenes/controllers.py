@@ -11,11 +11,15 @@ The primitive is one push: put the closed gripper behind the object on the line 
 (lifted to `travel_z` while repositioning, so it never sweeps the object or the wall), lower it
 to `push_z`, and drive the object towards a waypoint.
   task      Fragile Push Wall: round the wall's free end (three pushes: -y past the end, +x behind
-            the wall, +y to the goal).  Disturbed Push: to the goal, through a via point beside the
-            vase when the straight push passes near it.  Bounded Soccer: a slow push (half speed)
-            to the goal so the ball does not roll out.
+            the wall, +y to the goal).  Disturbed Push: the first of three routes (straight, x then
+            y, y then x, round the vase's far side) along which puck and hand stay clear of the vase
+            where it stands now,
+            replanned every tick; with none clear, wait above the scene for the human to move it.
+            Bounded Soccer: a slow push (half speed) to the goal so the ball does not roll out.
   failure   the guided failure: straight at the goal through the wall (the cup hits it), the
-            gripper into the vase, a full-speed kick past the goal over the far boundary.
+            gripper into the vase, the ball dribbled on past the goal over the far boundary (slowly,
+            so that its near-failure states can hand over to the recovery; a kick crosses the
+            boundary between two ticks).
   recovery  from a near-failure state (the failure controller hands over when the object is
             `handover_gap` from failing): lift and back away, which leaves the scene as it is.
 """
@@ -23,7 +27,7 @@ to `push_z`, and drive the object towards a waypoint.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,6 +37,7 @@ from farl_core.franka_tasks import (
     DisturbedPushGeometry,
     FragilePushWallGeometry,
     FrankaTask,
+    GripperShape,
 )
 
 Controller = Callable[[np.ndarray], np.ndarray]
@@ -44,11 +49,11 @@ class PushSettings:
     """Heights and offsets of the pushing primitive (metres, base frame; EE point = between the fingertips)."""
 
     max_translation: float = 0.03   # the bridge's per-command cap: actions are deltas divided by it
-    travel_z: float = 0.13          # fingertips 12 cm up: clear of the 8 cm wall and the 6 cm cup
+    travel_z: float = 0.105         # fingertips 9.6 cm up: clear of the 8 cm wall and the 6 cm cup
     push_z: float = 0.03            # fingertips 2 cm above the table
-    behind: float = 0.065           # EE to object centre when pushing (radius + closed fingers + slack)
-    aligned: float = 0.015          # lateral error within which the gripper goes down and pushes
-    lead: float = 0.03              # how far ahead of its contact point the pusher is driven
+    behind: float = 0.065           # EE to object centre before a push (radius + closed fingers + slack)
+    aligned: float = 0.015          # lateral error within which the gripper goes down behind the object
+    keep_line: float = 0.03         # lateral error a push tolerates (and steers out) before lifting to realign
 
 
 def _action(delta: np.ndarray, settings: PushSettings, speed: float = 1.0) -> np.ndarray:
@@ -58,27 +63,32 @@ def _action(delta: np.ndarray, settings: PushSettings, speed: float = 1.0) -> np
 
 def push_towards(ee: np.ndarray, obj: np.ndarray, waypoint: np.ndarray, settings: PushSettings,
                  speed: float = 1.0) -> np.ndarray:
-    """One step of pushing the object at `obj` (x, y) towards `waypoint` (x, y) with the gripper at `ee` (x, y, z)."""
+    """One step of pushing the object at `obj` (x, y) towards `waypoint` (x, y) with the gripper at `ee` (x, y, z).
+
+    Down behind the object and on its line, the gripper drives along the line at `speed` times the
+    bridge's cap and steers its lateral error out (the line is recomputed from the object every tick,
+    so an object that slides sideways turns the push back towards the waypoint).  Off the line it
+    lifts first (never dragging the fingers through the object), moves to the point `behind` the
+    object at travel height and goes down there.
+    """
     direction = waypoint - obj
     distance = float(np.linalg.norm(direction))
     if distance < 1e-6:
-        return _action(np.array([0.0, 0.0, settings.travel_z - ee[2]]), settings)
+        return _action(np.zeros(3), settings)
     d = direction / distance
-    contact = obj - d * settings.behind
-    offset = ee[:2] - contact
-    lateral = abs(float(offset @ np.array([-d[1], d[0]])))
-    along = float(offset @ d)
-    in_line = lateral < settings.aligned and -0.03 < along < 0.03
+    normal = np.array([-d[1], d[0]])
+    offset = ee[:2] - obj
+    along, lateral = float(offset @ d), float(offset @ normal)
     low = ee[2] < settings.push_z + 0.02
-    if low and in_line:  # pushing: follow the object's line, a little ahead of the contact point
-        target = contact + d * min(settings.lead, distance)
-        return _action(np.array([*(target - ee[:2]), settings.push_z - ee[2]]), settings, speed)
-    if low:  # off the line while down: lift before anything else (never drag the gripper through the object)
+    if low and abs(lateral) < settings.keep_line and along < -0.02:  # pushing
+        step = d * min(settings.max_translation * speed, distance) - normal * lateral
+        return _action(np.array([*step, settings.push_z - ee[2]]), settings, speed)
+    if low:  # beside or ahead of the object while down: lift before anything else
         return _action(np.array([0.0, 0.0, settings.travel_z - ee[2]]), settings)
-    xy = contact - ee[:2]
+    xy = obj - d * settings.behind - ee[:2]
     if float(np.linalg.norm(xy)) > settings.aligned:  # reposition at travel height
         return _action(np.array([*xy, settings.travel_z - ee[2]]), settings)
-    return _action(np.array([*xy, settings.push_z - ee[2]]), settings)  # above the contact point: go down
+    return _action(np.array([*xy, settings.push_z - ee[2]]), settings)  # above the start of the push: go down
 
 
 def retreat(ee: np.ndarray, settings: PushSettings, towards: np.ndarray) -> np.ndarray:
@@ -93,7 +103,9 @@ def _fragile_wall(task: FrankaTask, role: str, settings: PushSettings) -> Contro
     geometry = task.geometry
     assert isinstance(geometry, FragilePushWallGeometry)
     wall = geometry.wall
-    lane_y = wall.y_min - geometry.object_radius - 0.045   # the cup's centre passes the wall's free end here
+    # the cup passes the wall's free end on a lane far enough out that the hand (10.4 cm either side of the
+    # fingers, its underside below the wall top while pushing) clears the wall end during the forward push
+    lane_y = wall.y_min - GripperShape().hand_half_y - 0.006
     behind_x = wall.x_max + geometry.object_radius + 0.045
 
     def task_demo(obs: np.ndarray) -> np.ndarray:
@@ -116,22 +128,42 @@ def _fragile_wall(task: FrankaTask, role: str, settings: PushSettings) -> Contro
 def _disturbed_push(task: FrankaTask, role: str, settings: PushSettings) -> Controller:
     geometry = task.geometry
     assert isinstance(geometry, DisturbedPushGeometry)
-    clearance = geometry.object_radius + geometry.obstacle_radius + 0.06
+    # travel with the fingertips (0.9 cm below the EE point) 5 cm above the 14 cm vase: action noise
+    # while waiting there must not bring them down onto it
+    settings = replace(settings, travel_z=geometry.obstacle_height + 0.06)
+    margin = 0.01      # route clearance: perception noise (the human keeps the vase 3 cm from the gripper)
+    contact = 0.045    # EE to puck centre while pushing
+
+    def clear(puck: np.ndarray, route: list[np.ndarray], vase: np.ndarray) -> bool:
+        """Whether pushing the puck along `route` keeps the puck and the hand `margin` clear of the vase now."""
+        start = puck
+        for waypoint in route:
+            segment = waypoint - start
+            length = float(np.linalg.norm(segment))
+            if length < 1e-6:
+                continue
+            d = segment / length
+            for t in np.linspace(0.0, length, max(2, int(length / 0.01) + 1)):
+                q = start + d * t
+                back = settings.behind if t == 0.0 else contact  # the descent behind the puck, then the push
+                ee = np.array([*(q - d * back), settings.push_z])
+                puck_at = np.array([q[0], q[1], geometry.object_height / 2.0])
+                if geometry.obstacle_gap(vase, puck_at, ee) < margin:
+                    return False
+            start = waypoint
+        return True
 
     def task_demo(obs: np.ndarray) -> np.ndarray:
+        """The first clear route of: straight, x then y, y then x, round the vase's far side; else wait above."""
         ee, puck, vase, goal = obs[:3], obs[4:6], obs[6:8], obs[8:10]
-        line = goal - puck
-        length = float(np.linalg.norm(line))
-        if length > 1e-6:
-            t = float(np.clip((vase - puck) @ line / length**2, 0.0, 1.0))
-            closest = puck + t * line
-            gap = float(np.linalg.norm(vase - closest))
-            if gap < clearance and t < 1.0:  # the straight push passes the vase: go round it on its far side
-                side = closest - vase if gap > 1e-6 else np.array([-line[1], line[0]]) / length
-                via = vase + side / np.linalg.norm(side) * clearance
-                if float(np.linalg.norm(via - puck)) > 0.02:
-                    return push_towards(ee, puck, via, settings)
-        return push_towards(ee, puck, goal, settings)
+        far_y = vase[1] + geometry.obstacle_radius + GripperShape().hand_half_y + 0.03  # the hand clears the vase
+        routes = ([goal], [np.array([goal[0], puck[1]]), goal], [np.array([puck[0], goal[1]]), goal],
+                  [np.array([puck[0], far_y]), np.array([goal[0], far_y]), goal])
+        for route in routes:
+            if clear(puck, route, vase):
+                ahead = [w for w in route if float(np.linalg.norm(w - puck)) > 0.02] or [goal]
+                return push_towards(ee, puck, ahead[0], settings)
+        return _action(np.array([0.0, 0.0, settings.travel_z - ee[2]]), settings)
 
     def failure_demo(obs: np.ndarray) -> np.ndarray:
         ee, vase = obs[:3], obs[6:8]
@@ -146,15 +178,14 @@ def _disturbed_push(task: FrankaTask, role: str, settings: PushSettings) -> Cont
 def _bounded_soccer(task: FrankaTask, role: str, settings: PushSettings) -> Controller:
     geometry = task.geometry
     assert isinstance(geometry, BoundedSoccerGeometry)
-    soccer = PushSettings(**{**settings.__dict__, "behind": geometry.ball_radius + 0.035})
+    soccer = replace(settings, behind=geometry.ball_radius + 0.035)
 
     def task_demo(obs: np.ndarray) -> np.ndarray:
         return push_towards(obs[:3], obs[4:6], obs[6:8], soccer, speed=0.5)
 
     def failure_demo(obs: np.ndarray) -> np.ndarray:
-        ball, goal = obs[4:6], obs[6:8]
-        beyond = goal + (goal - ball) / max(float(np.linalg.norm(goal - ball)), 1e-6) * 0.3
-        return push_towards(obs[:3], ball, beyond, soccer, speed=1.0)             # a kick over the far boundary
+        beyond = np.array([geometry.boundary.x_max + 0.1, obs[7]])                 # through the goal area and on
+        return push_towards(obs[:3], obs[4:6], beyond, soccer, speed=0.5)        # over the far boundary
 
     def recovery_demo(obs: np.ndarray) -> np.ndarray:
         return retreat(obs[:3], soccer, obs[4:6])
@@ -163,6 +194,24 @@ def _bounded_soccer(task: FrankaTask, role: str, settings: PushSettings) -> Cont
 
 
 _BUILDERS = {"fragile-push-wall": _fragile_wall, "disturbed-push": _disturbed_push, "bounded-soccer": _bounded_soccer}
+
+
+def failure_margin(task: FrankaTask, obs: np.ndarray) -> float:
+    """How far (metres) the state of observation `obs` is from the task's IR failure, from the observation alone.
+
+    Fragile Push Wall: the cup's gap to the wall; Disturbed Push: the gap from the vase to the puck or the
+    gripper; Bounded Soccer: the ball centre's distance inside the boundary.  The recovery recorder hands
+    over from the failure controller when this drops below its handover gap: a near-failure state.
+    """
+    geometry = task.geometry
+    ee = obs[:3]
+    if isinstance(geometry, FragilePushWallGeometry):
+        return geometry.wall_gap(np.array([obs[4], obs[5], geometry.object_height / 2.0])) - geometry.contact_margin
+    if isinstance(geometry, DisturbedPushGeometry):
+        puck = np.array([obs[4], obs[5], geometry.object_height / 2.0])
+        return geometry.obstacle_gap(obs[6:8], puck, ee) - geometry.contact_margin
+    assert isinstance(geometry, BoundedSoccerGeometry)
+    return geometry.boundary.inside_distance(obs[4:6])
 
 
 def scripted_controller(task: FrankaTask, role: str, settings: PushSettings = PushSettings()) -> Controller:
