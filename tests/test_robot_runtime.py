@@ -179,7 +179,7 @@ def _loop(checkpoints: dict[str, Path], out: Path, world: tuple, operator: Scrip
 @pytest.fixture
 def world(checkpoints: dict[str, Path], tmp_path: Path) -> Iterator[tuple]:
     run = request(checkpoints, tmp_path / "unused", episodes=1)
-    with open_world(run, get_franka_task(TASK), load_configs(run.config)) as opened:
+    with open_world(get_franka_task(TASK), load_configs(run.config), run.robot, run.camera, run.seed) as opened:
         yield opened
 
 

@@ -52,7 +52,7 @@ def bench_loop(task_name: str = "fragile-push-wall", episodes: int = 3, config: 
                              out=Path(scratch) / "run", recovery_policy=made["recovery"], world_model=made["model"],
                              config=configs.path)
         agent, shield = build_agent(request, task, configs)
-        with open_world(request, task, configs) as (bridge, objects, timing, scene):
+        with open_world(task, configs, request.robot, request.camera, request.seed) as (bridge, objects, timing, scene):
             loop = RobotLoop(task_name, "deploy", bridge, objects, TaskMonitor(task, configs.runtime.monitor), agent,
                              shield, scene, ScriptedOperator(), configs.runtime, episodes, camera_time=timing)
             records = [loop.run_episode(k) for k in tqdm(range(episodes), desc="loop episodes", disable=not progress)]

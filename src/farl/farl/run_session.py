@@ -305,8 +305,8 @@ def run_session(request: RunRequest, operator: Operator | None = None, progress:
     agent, shield = build_agent(request, task, configs)  # before the robot: a bad checkpoint moves nothing
     run_dir = RunDirectory(request.out)
     resume = run_dir.claim(request)
-    with open_world(task, configs, request.robot, request.camera, request.seed) as (bridge, objects, timing, scene_operator), \
-            _console(operator) as console:
+    world = open_world(task, configs, request.robot, request.camera, request.seed)
+    with world as (bridge, objects, timing, scene_operator), _console(operator) as console:
         records = run_dir.load(agent, task, scene_operator) if resume else []
         if records:
             log.info("resuming %s after episode %d", request.out, len(records))

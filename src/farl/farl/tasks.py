@@ -17,9 +17,9 @@ import gymnasium as gym
 import numpy as np
 
 from farl_core.errors import FarlError
+from farl_core.franka_tasks import FRANKA_TASKS, FrankaTask
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
-from farl_core.franka_tasks import FRANKA_TASKS, FrankaTask
 from farl_sim import failurebench, franka_scenes, point_mass
 from farl_sim.franka_scenes.controllers import scripted_controller
 from farl_sim.recording import Controller, record_episodes
