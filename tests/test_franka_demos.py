@@ -37,7 +37,8 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made = {}
     for role, camera in (("task", "sim"), ("failure", "ground-truth"), ("recovery", "ground-truth")):
         made[role] = root / role
-        proc = farl("demos", role, "--task", TASK, "--count", "1", "--camera", camera, "--out", str(made[role]))
+        proc = farl("demos", role, "--task", f"franka-{TASK}", "--count", "1", "--camera", camera,
+                    "--out", str(made[role]))
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert f"{role} demos of {TASK}, camera {camera}" in proc.stdout
     return made
@@ -67,7 +68,7 @@ def test_train_and_calibrate_work_on_the_recorded_demos(datasets: dict[str, Path
     config = tmp_path / "small.yaml"
     config.write_text(SMALL_TRAINING)
     every = [str(p) for p in datasets.values()]
-    common = ("--task", TASK, "--config", str(config))
+    common = ("--task", f"franka-{TASK}", "--config", str(config))
     model = farl("train", "world-model", "--data", *every, "--out", str(tmp_path / "model"), *common)
     assert model.returncode == 0, model.stderr[-2000:]
     policy = farl("train", "task-policy", "--data", str(datasets["task"]), "--out", str(tmp_path / "task"), *common)

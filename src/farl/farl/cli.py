@@ -21,7 +21,6 @@ from farl.perception_cli import add_perception_parser
 from farl_control.config import BridgeConfig
 from farl_core.config import ROS_PARAMS_KEY, from_mapping, load_file, load_section, to_mapping
 from farl_core.errors import FarlError
-from farl_core.franka_tasks import FRANKA_TASKS
 
 TRAINING_SECTION = "farl_training"
 BENCH_TASKS = ["bounded-push", "bounded-soccer", "fragile-push-wall", "obstructed-push"]
@@ -62,10 +61,10 @@ def training_config(args: argparse.Namespace):
 
 def cmd_demos(args: argparse.Namespace) -> int:
     from farl.benchmark.config import DemoConfig
-    from farl.tasks import get_task
+    from farl.tasks import FRANKA_PREFIX, get_task
     from farl.training import policy_failure_demos, policy_recovery_demos, save_data
 
-    if args.task in FRANKA_TASKS and not args.policy:
+    if args.task.startswith(FRANKA_PREFIX) and not args.policy:
         return _franka_demos(args)
     task = get_task(args.task)
     if args.policy and args.kind == "task":
@@ -93,8 +92,10 @@ def cmd_demos(args: argparse.Namespace) -> int:
 def _franka_demos(args: argparse.Namespace) -> int:
     """Scripted Franka demos through the robot loop (demo_recording.py): perception in the loop by default."""
     from farl.demo_recording import DemoRequest, record_demos
+    from farl.tasks import FRANKA_PREFIX
 
-    request = DemoRequest(task=args.task, role=args.kind, count=args.count, out=Path(args.out),
+    request = DemoRequest(task=args.task.removeprefix(FRANKA_PREFIX), role=args.kind, count=args.count,
+                          out=Path(args.out),
                           camera=args.camera, seed=args.seed, noise=args.noise,
                           config=Path(args.config) if args.config else None, overwrite=args.overwrite)
     data = record_demos(request)
@@ -200,6 +201,33 @@ def cmd_bench_failurebench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_franka(args: argparse.Namespace) -> int:
+    """The paper's real-robot experiment on franky-sim (benchmark/franka.py), resumable."""
+    from farl.benchmark.franka import FrankaBenchRequest, load_bench_config, run_franka_bench, write_franka_report
+    from farl_core.franka_tasks import FRANKA_TASKS
+
+    config, _ = load_bench_config(Path(args.config) if args.config else None)
+    tasks = tuple(FRANKA_TASKS) if args.tasks == BENCH_TASKS else tuple(args.tasks)
+    unknown = [t for t in tasks if t not in FRANKA_TASKS]
+    if unknown:
+        raise FarlError(f"bench franka: unknown task {', '.join(unknown)}; choose from {', '.join(FRANKA_TASKS)}")
+    if not args.out:
+        raise FarlError("bench franka needs --out DIR (rerun with the same one to resume)")
+    out = Path(args.out)
+    request = FrankaBenchRequest(tasks=tasks, out=out, config=config,
+                                 episodes=args.episodes if args.episodes != 100 else config.episodes,
+                                 pretrained=Path(args.pretrained) if args.pretrained else None,
+                                 pretrain_only=args.pretrain_only, jobs=args.jobs)
+    runs = run_franka_bench(request)
+    if args.pretrain_only:
+        print(f"pretrained {', '.join(tasks)} in {out} (use it as --pretrained {out})")
+        return 0
+    paths = write_franka_report(runs, out)
+    print(paths["tables"].read_text(), end="")
+    print(f"results: {paths['csv']}, {paths['json']}; plot: {paths['plot']}")
+    return 0
+
+
 def cmd_bench_shielded(args: argparse.Namespace) -> int:
     """Failure rate of each task's pretrained policy unshielded and under each shield (benchmark/shielded.py)."""
     from farl.benchmark.config import FailureBenchConfig
@@ -238,6 +266,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_failurebench(args)
     if args.what == "shielded":
         return cmd_bench_shielded(args)
+    if args.what == "franka":
+        return cmd_bench_franka(args)
     if args.what == "shield":
         results = bench_shield(calls=args.calls)
         print(f"policy forward: p50 {results['policy_forward']['p50_ms']:.3f} ms, "
@@ -390,16 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_perception_parser(verbs)
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
-    bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "robot", "perception", "ros",
-                                        "loop"])
+    bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "franka", "robot",
+                                        "perception", "ros", "loop"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
                        "robot: latency trials (default 30); ros: round trips per payload (default 500)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
                        "failurebench: online env steps per run (default 20000)")
     bench.add_argument("--out", help="shield/training/robot: JSON file for the figures; failurebench: output directory "
                        "(re-run with the same settings to resume)")
-    bench.add_argument("--tasks", nargs="+", default=BENCH_TASKS, help="failurebench: tasks; loop: the Franka task "
-                       "(default fragile-push-wall)")
+    bench.add_argument("--tasks", nargs="+", default=BENCH_TASKS, help="failurebench: tasks; franka: Franka tasks "
+                       "(default all three); loop: the Franka task (default fragile-push-wall)")
     bench.add_argument("--methods", nargs="+", default=["uni-o4", "farl", "rec-rl", "mppi"],
                        help="failurebench: uni-o4 farl rec-rl mppi ppo-lag")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="failurebench: online seeds")
@@ -407,9 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--weights", help="perception: trained YOLO weights (default: an untrained YOLOv8n)")
     bench.add_argument("--jobs", type=int, default=2, help="failurebench: worker processes (default 2)")
     bench.add_argument("--episodes", type=int, default=100, help="shielded: episodes per shield (default 100); "
-                       "loop: episodes (default 3)")
+                       "loop: episodes (default 3); franka: online episodes per method (default: the config's 50)")
+    bench.add_argument("--pretrained", help="franka: read DIR/<task>/pretrain/ (task_policy, recovery_policy, "
+                       "world_model, calibration.json, farl.yaml) instead of pretraining, e.g. checkpoints/franka")
+    bench.add_argument("--pretrain-only", action="store_true", help="franka: stop after the demos and pretraining")
     bench.add_argument("--config", help="failurebench: parameter file with a farl_failurebench section "
-                       "(default: config/failurebench.yaml)")
+                       "(default: config/failurebench.yaml); franka: with a farl_franka_bench section "
+                       "(default: config/franka_bench.yaml)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

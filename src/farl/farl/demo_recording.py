@@ -36,7 +36,7 @@ from farl.agent import Proposal
 from farl.console import ConsoleView
 from farl.robot_loop import RobotLoop
 from farl.run_session import load_configs, open_world
-from farl.tasks import get_task
+from farl.tasks import franka_task_id, get_task
 from farl.training import save_data
 from farl_core.atomic_files import write_atomic
 from farl_core.episodes import HumanEvent
@@ -256,7 +256,7 @@ def record_demos(request: DemoRequest, progress: bool = True) -> Transitions:
         raise FarlError(f"only {recorded} of {request.count} {request.role} episodes recorded anything in {tried} "
                         f"tries (kept in {recording.folder}); check the scene with `farl run --camera sim`")
     data = agent.transitions()
-    save_data(data, request.out, get_task(task.name), request.role, overwrite=request.overwrite)
+    save_data(data, request.out, get_task(franka_task_id(task.name)), request.role, overwrite=request.overwrite)
     shutil.rmtree(recording.folder)
     return data
 

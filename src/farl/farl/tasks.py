@@ -1,8 +1,9 @@
 """Tasks the CLI can train, fine-tune and benchmark on: the point mass, the four FailureBench tasks, the Franka tasks.
 
 Each entry is a gymnasium env whose `info` carries `cost`, `ir_failure` and `success`, with its
-task spec, scripted expert and scripted recovery controller.  The three Franka tasks
-(fragile-push-wall, disturbed-push, bounded-soccer) use FrankaSim/<Task>-v0 (bridge + franky-sim,
+task spec, scripted expert and scripted recovery controller.  The three Franka tasks are here as
+franka-fragile-push-wall, franka-disturbed-push and franka-bounded-soccer (FailureBench has tasks
+named fragile-push-wall and bounded-soccer too); they use FrankaSim/<Task>-v0 (bridge + franky-sim,
 ground-truth objects) as their env; their `farl demos` go through the robot loop instead
 (farl.demo_recording: perception in the loop), so `Task.demonstrations` is not used for them.
 """
@@ -23,6 +24,8 @@ from farl_core.transitions import Transitions
 from farl_sim import failurebench, franka_scenes, point_mass
 from farl_sim.franka_scenes.controllers import scripted_controller
 from farl_sim.recording import Controller, record_episodes
+
+ROLES = ("task", "recovery", "failure")  # the order of Task's expert, recovery and failure fields
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,15 @@ def _with_env(controller: Callable[[gym.Env, np.ndarray], np.ndarray]) -> Callab
     return lambda env: lambda obs: controller(env, obs)
 
 
+FRANKA_PREFIX = "franka-"
+
+
+def franka_task_id(name: str) -> str:
+    """The name a Franka task has here: `franka-<name>` (FailureBench has its own fragile-push-wall and
+    bounded-soccer, different tasks with other specs); `farl run` and `farl bench franka` take `<name>`."""
+    return f"{FRANKA_PREFIX}{name}"
+
+
 def _franka_controller(task: FrankaTask, role: str, env: gym.Env) -> Controller:
     """The Franka controllers read the observation only (what the robot loop sees), never the env."""
     del env
@@ -78,8 +90,9 @@ TASKS: dict[str, Task] = {
     **{name: Task(bench.spec, partial(gym.make, bench.gym_id), bench.gym_id, _with_env(failurebench.expert_action),
                   _with_env(failurebench.recovery_action), _with_env(failurebench.failure_action))
        for name, bench in failurebench.TASKS.items()},
-    **{name: Task(franka.spec, partial(gym.make, franka_scenes.GYM_IDS[name]), franka_scenes.GYM_IDS[name],
-                  *(partial(_franka_controller, franka, role) for role in ("task", "recovery", "failure")))
+    **{franka_task_id(name): Task(franka.spec, partial(gym.make, franka_scenes.GYM_IDS[name]),
+                                  franka_scenes.GYM_IDS[name],
+                                  *(partial(_franka_controller, franka, role) for role in ROLES))
        for name, franka in FRANKA_TASKS.items()},
 }
 

@@ -57,9 +57,9 @@ def run_grid(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
         raise FarlError(f"unknown method(s) {', '.join(unknown)} (available: {', '.join(METHODS)})")
     _pin_config(out, config, steps)
     runs = [Run(t, m, s) for t in tasks for m in methods for s in seeds]
-    _parallel(_pretrain_worker, [(t, out / t / "pretrain", config) for t in tasks], jobs, "pretraining", progress)
+    run_parallel(_pretrain_worker, [(t, out / t / "pretrain", config) for t in tasks], jobs, "pretraining", progress)
     todo = [r for r in runs if not (r.directory(out) / "summary.json").exists()]
-    _parallel(_run_worker, [(r, out, steps, config) for r in todo], jobs, "fine-tuning runs", progress)
+    run_parallel(_run_worker, [(r, out, steps, config) for r in todo], jobs, "fine-tuning runs", progress)
     return [load_json(r.directory(out) / "summary.json") for r in runs]
 
 
@@ -106,7 +106,7 @@ def threads_per_worker(jobs: int, calls: int) -> int:
     return max(1, cores // max(1, min(jobs, calls)))
 
 
-def _parallel(worker: Callable[..., Any], calls: list[tuple], jobs: int, desc: str, progress: bool) -> None:
+def run_parallel(worker: Callable[..., Any], calls: list[tuple], jobs: int, desc: str, progress: bool) -> None:
     """Run `worker(threads, *args)` for every call on `jobs` processes (in-process when jobs == 1)."""
     if not calls:
         return
