@@ -71,7 +71,7 @@ def test_farl_installs_cli_launch_and_config(installed: Path, repo_root: Path) -
     launch = sorted(p.name for p in (share / "launch").iterdir())
     config = sorted(p.name for p in (share / "config").iterdir())
     assert launch == sorted(p.name for p in (repo_root / "launch").glob("*.launch.py"))
-    assert config == sorted(p.name for p in (repo_root / "config").glob("*.yaml")) + ["fastdds.xml"]
+    assert config == sorted([p.name for p in (repo_root / "config").glob("*.yaml")] + ["fastdds.xml"])
     script = installed / "farl/lib/farl/farl"  # where `ros2 run farl farl` looks
     assert script.is_file() and os.access(script, os.X_OK)
 

@@ -40,7 +40,7 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         proc = farl("demos", role, "--task", f"franka-{TASK}", "--count", "1", "--camera", camera,
                     "--out", str(made[role]))
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert f"{role} demos of {TASK}, camera {camera}" in proc.stdout
+        assert f"{role} demos of franka-{TASK}, camera {camera}" in proc.stdout
     return made
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from farl_control.config import BridgeConfig
 from farl_control.embedded_sim import EmbeddedFrankaSim, SceneBuilder
 from farl_control.limits import LimitedCommand, limit_command
+from farl_control.scheduling import keeps_scheduling
 from farl_core.errors import FarlError
 
 GRIPPER_TIMEOUT_S = 10.0
@@ -98,6 +99,7 @@ class FrankaBridge:
             self._watchdog.start()
 
     @classmethod
+    @keeps_scheduling
     def connect(cls, config: BridgeConfig | None = None, scene: SceneBuilder | None = None,
                 realtime: bool | float = True) -> FrankaBridge:
         """Connect to `config.robot`: "sim" starts franky-sim (with `scene`'s objects) on loopback first.
@@ -120,6 +122,7 @@ class FrankaBridge:
 
     # --- commands -----------------------------------------------------------------------------
 
+    @keeps_scheduling
     def command(self, delta: np.ndarray, yaw: float = 0.0, gripper: float | None = None) -> LimitedCommand:
         """Move the EE by `delta` (m, base frame) and `yaw` (rad) from where it is now, through the limits.
 
@@ -153,6 +156,7 @@ class FrankaBridge:
             self._status, self._error = BridgeStatus.READY, ""
             return limited
 
+    @keeps_scheduling
     def reset(self, rng: np.random.Generator | None = None) -> RobotStateSample:
         """Joint motion to the home pose (plus the configured random offset), gripper open; blocks until there."""
         settings = self.config.reset
@@ -176,9 +180,11 @@ class FrankaBridge:
             self._status, self._error = BridgeStatus.READY, ""
         return self.state()
 
+    @keeps_scheduling
     def open_gripper(self, wait: bool = False) -> None:
         self._send_gripper(False, wait)
 
+    @keeps_scheduling
     def close_gripper(self, wait: bool = False) -> None:
         self._send_gripper(True, wait)
 
@@ -205,6 +211,7 @@ class FrankaBridge:
     def status(self) -> BridgeStatus:
         return self._status
 
+    @keeps_scheduling
     def close(self) -> None:
         """Stop the watchdog and the motion; shut down the embedded franky-sim if there is one."""
         self._closing.set()
@@ -246,6 +253,7 @@ class FrankaBridge:
         """Seconds on the robot's 1 kHz state clock (simulated time under franky-sim)."""
         return float(self.robot.state.time.to_sec())
 
+    @keeps_scheduling  # also runs in the watchdog thread
     def _settle(self) -> None:
         """Stop any running motion and wait for it to end, swallowing the preemption franky reports then.
 
@@ -301,6 +309,7 @@ class FrankaBridge:
             except RuntimeError:
                 self._settle()
 
+    @keeps_scheduling
     def wait_for_motion(self, timeout: float) -> bool:
         """Block until the running motion ends; False when it timed out or franky's planner aborted it.
 

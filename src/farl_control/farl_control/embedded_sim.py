@@ -20,6 +20,7 @@ from franky_sim import SimulationServer
 from franky_sim.constants import DEFAULT_INITIAL_JOINT_POS
 from franky_sim.mujoco_simulator import MujocoSimulator
 
+from farl_control.scheduling import ordinary_scheduling
 from farl_core.errors import FarlError
 
 T = TypeVar("T")
@@ -62,7 +63,8 @@ class EmbeddedFrankaSim:
         except Exception as exc:
             raise FarlError(f"franky-sim could not start ({exc}); is another process holding its loopback "
                             "ports (1337-1338)?") from exc
-        server.run_async(realtime=self._realtime)
+        with ordinary_scheduling():  # the caller may be at libfranka's FIFO 99 (scheduling.py)
+            server.run_async(realtime=self._realtime)
         self._sim, self._server = sim, server
         return self
 
@@ -88,6 +90,13 @@ class EmbeddedFrankaSim:
     def hostname(self) -> str:
         """The loopback address franky connects to (what `robot_ip` is for a real Panda)."""
         return self._running_server.robot_servers[0].hostname
+
+    @property
+    def loop_thread_id(self) -> int:
+        """The native id of the thread running the 1 kHz loop (for scheduling and profiling tools)."""
+        thread = self._running_server.async_thread
+        assert thread is not None and thread.native_id is not None
+        return thread.native_id
 
     @property
     def model(self) -> mujoco.MjModel:

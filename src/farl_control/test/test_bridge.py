@@ -8,6 +8,8 @@ which fails chosen calls the way libfranka does (a ControlException, `has_errors
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,6 +23,7 @@ from farl_control.bridge import BridgeStatus, FrankaBridge, RobotError
 from farl_control.config import BridgeConfig, HardLimits, RecoveryConfig
 from farl_control.embedded_sim import EmbeddedFrankaSim
 from farl_control.fault_injection import FaultInjectingRobot
+from farl_control.scheduling import keep_scheduling, ordinary_scheduling
 
 SLOW_WATCHDOG = HardLimits(watchdog_periods=1000.0)  # for tests that wait for a motion to finish
 
@@ -28,8 +31,10 @@ SLOW_WATCHDOG = HardLimits(watchdog_periods=1000.0)  # for tests that wait for a
 @pytest.fixture(scope="module")
 def client() -> Iterator[tuple[Any, Any]]:
     with EmbeddedFrankaSim(realtime=False) as server:  # as fast as the CPU allows: robot time drives everything
-        robot = franky.Robot(server.hostname, realtime_config=franky.RealtimeConfig.Ignore)
-        yield robot, franky.Gripper(server.hostname)
+        with keep_scheduling():  # the worker's main thread must not end up at libfranka's FIFO (scheduling.py)
+            robot = franky.Robot(server.hostname, realtime_config=franky.RealtimeConfig.Ignore)
+            gripper = franky.Gripper(server.hostname)
+        yield robot, gripper
 
 
 @pytest.fixture
@@ -184,6 +189,45 @@ def test_a_persistent_robot_error_ends_in_a_clear_unrecoverable_state(make_bridg
     with pytest.raises(RobotError):  # every later command refuses at once
         bridge.command(np.zeros(3))
     robot.stuck, robot.errored = False, False  # let the fixture's other bridges use the client again
+
+
+def _policy_after(call: Callable[[], object]) -> int:
+    """The scheduling policy an ordinary thread is left with after `call`."""
+    seen: list[int] = []
+
+    def run() -> None:
+        with ordinary_scheduling():
+            call()
+            seen.append(os.sched_getscheduler(0))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30.0)
+    return seen[0]
+
+
+def _connect_raw(server: EmbeddedFrankaSim) -> object:
+    return franky.Robot(server.hostname, realtime_config=franky.RealtimeConfig.Ignore)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="per-thread scheduling is Linux-only")
+def test_libfrankas_realtime_priority_stays_in_libfranka() -> None:
+    """A thread left at SCHED_FIFO 99 hands it to every thread and process it starts (scheduling.py)."""
+    with EmbeddedFrankaSim(realtime=False) as server:
+        raw = _policy_after(lambda: _connect_raw(server))
+        if raw == os.SCHED_OTHER:
+            pytest.skip("libfranka may not raise thread priorities here (no CAP_SYS_NICE): nothing to restore")
+        assert raw == os.SCHED_FIFO  # the premise: connecting leaves the calling thread at FIFO
+        sim, loop = EmbeddedFrankaSim(realtime=False), []
+        try:  # franky-sim started from a thread franky left at FIFO: its 1 kHz loop is still an ordinary thread
+            _policy_after(lambda: (_connect_raw(server), sim.start(),
+                                   loop.append(os.sched_getscheduler(sim.loop_thread_id))))
+        finally:
+            sim.close()
+        assert loop == [os.SCHED_OTHER]
+    bridges: list[FrankaBridge] = []
+    assert _policy_after(lambda: bridges.append(FrankaBridge.connect(BridgeConfig(), realtime=False))) == os.SCHED_OTHER
+    bridges[0].close()
 
 
 def test_connecting_to_no_robot_is_a_one_line_error() -> None:

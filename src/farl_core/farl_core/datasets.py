@@ -40,6 +40,18 @@ def is_dataset(path: Path) -> bool:
     return (path / "data" / "metadata.json").is_file()
 
 
+class _SpecOnly(gym.Env):
+    """The registered env's spec, which is all Minari keeps of it (for `recover_environment`).
+
+    Given an id or a spec, Minari builds the env to read its spaces and never closes it: for a
+    FrankaSim env that starts a franky-sim server whose 1 kHz thread then holds the GIL for as long
+    as the process lives.  The spaces come from the task spec instead.
+    """
+
+    def __init__(self, spec: gym.envs.registration.EnvSpec) -> None:
+        self.spec = spec
+
+
 def save_dataset(data: Transitions, path: str | Path, spec: TaskSpec, label: str, env_id: str | None = None,
                  description: str = "", overwrite: bool = False) -> Path:
     """Write `data` (validated against `spec`) as a Minari dataset folder at `path`.
@@ -69,9 +81,9 @@ def save_dataset(data: Transitions, path: str | Path, spec: TaskSpec, label: str
             truncations=episode.truncated.tolist(),
             infos={"cost": np.concatenate([[0.0], episode.cost]).astype(np.float32),
                    "label": np.full(steps + 1, code, dtype=np.int8)}))
-    box = {"observation_space": gym.spaces.Box(-np.inf, np.inf, (spec.obs_dim,), np.float32),
-           "action_space": gym.spaces.Box(np.asarray(spec.action_low, np.float32),
-                                          np.asarray(spec.action_high, np.float32), dtype=np.float32)}
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (spec.obs_dim,), np.float32)
+    action_space = gym.spaces.Box(np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32),
+                                  dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -79,9 +91,10 @@ def save_dataset(data: Transitions, path: str | Path, spec: TaskSpec, label: str
         with _minari_root(staging), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Minari warns about optional metadata (author, URL, ...)
             minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=gym.spec(env_id) if env_id else None, algorithm_name=f"farl-{label}-demos",
-                description=description or f"FARL {label} demonstrations for {spec.name}; infos: cost (0/1 C of "
-                "Eq. 1), label (0 task, 1 recovery, 2 failure)", **({} if env_id else box))
+                dataset_id, buffers, env=_SpecOnly(gym.spec(env_id)) if env_id else None,
+                algorithm_name=f"farl-{label}-demos", observation_space=observation_space,
+                action_space=action_space, description=description or f"FARL {label} demonstrations for "
+                f"{spec.name}; infos: cost (0/1 C of Eq. 1), label (0 task, 1 recovery, 2 failure)")
         replace_folder(staging / dataset_id, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
