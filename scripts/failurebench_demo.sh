@@ -14,4 +14,4 @@ source .venv/farl-ros.env
 # (seen in torch optimiser set-up); Mesa EGL renders offscreen on CPU machines too.
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 exec .venv/bin/farl bench failurebench --tasks bounded-soccer --methods uni-o4 farl --seeds 0 \
-    --steps 8192 --jobs 2 --out runs/demo "$@"
+    --steps 8192 --jobs 2 --out runs/failurebench-demo "$@"

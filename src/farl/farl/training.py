@@ -80,10 +80,10 @@ def policy_failure_demos(task: Task, policy_dir: Path, noise: float, transitions
     clear error instead of looping; fewer transitions than asked are returned as they are.
     """
     policy = GaussianPolicy.load(policy_dir / "policy", kind="task_policy", spec=task.spec)
-    env = task.make_env()
-    data = record_failures(env, lambda obs: policy.act(obs, deterministic=True)[0], transitions,
-                           np.random.default_rng(seed), task.spec, noise, max_episodes=max(200, transitions // 5),
-                           guide=task.failure(env), progress=progress)
+    with task.make_env() as env:  # closed after: a FrankaSim env holds a franky-sim server
+        data = record_failures(env, lambda obs: policy.act(obs, deterministic=True)[0], transitions,
+                               np.random.default_rng(seed), task.spec, noise, max_episodes=max(200, transitions // 5),
+                               guide=task.failure(env), progress=progress)
     if len(data) == 0:
         raise DataError(f"the policy in {policy_dir} never failed with action noise {noise} "
                         "(raise --noise to provoke failures)")
@@ -96,11 +96,11 @@ def policy_recovery_demos(task: Task, policy_dir: Path, clips: int, noise: float
     actions, was 2-8 steps from an IR failure (record_policy_recoveries).  At most `clips` of
     them: a policy that rarely fails yields fewer, after at most max(200, 10 x clips) rollouts."""
     policy = GaussianPolicy.load(policy_dir / "policy", kind="task_policy", spec=task.spec)
-    env = task.make_env()
     generator = torch.Generator().manual_seed(seed)
-    return record_policy_recoveries(env, lambda obs: policy.act(obs, generator=generator)[0], task.recovery(env),
-                                    clips, np.random.default_rng(seed), task.spec, noise, max_steps,
-                                    max_rollouts=max(200, 10 * clips), progress=progress)
+    with task.make_env() as env:
+        return record_policy_recoveries(env, lambda obs: policy.act(obs, generator=generator)[0],
+                                        task.recovery(env), clips, np.random.default_rng(seed), task.spec, noise,
+                                        max_steps, max_rollouts=max(200, 10 * clips), progress=progress)
 
 
 def train_policy(kind: str, data: Transitions, task: Task, config: TrainingConfig, out: Path, seed: int,
