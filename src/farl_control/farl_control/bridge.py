@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
@@ -191,7 +193,7 @@ class FrankaBridge:
     # --- state ----------------------------------------------------------------------------------
 
     def state(self) -> RobotStateSample:
-        with self._lock:
+        with self._lock, self._connection():
             cartesian = self.robot.current_cartesian_state
             joints = self.robot.current_joint_state
             twist = cartesian.velocity.end_effector_twist
@@ -243,7 +245,12 @@ class FrankaBridge:
         period = 0.25 / self.config.control_rate_hz
         while not self._closing.wait(period):
             with self._lock:
-                silent = self.robot_time() - self._last_command
+                if self._status is BridgeStatus.UNRECOVERABLE:
+                    return  # nothing reaches the arm any more; the next command reports why
+                try:
+                    silent = self.robot_time() - self._last_command
+                except RobotError:
+                    return  # the connection is gone (UNRECOVERABLE, with the reason)
                 if self._status is BridgeStatus.READY and silent > self.watchdog_timeout:
                     self._settle()
                     self._status = BridgeStatus.STOPPED
@@ -251,7 +258,20 @@ class FrankaBridge:
 
     def robot_time(self) -> float:
         """Seconds on the robot's 1 kHz state clock (simulated time under franky-sim)."""
-        return float(self.robot.state.time.to_sec())
+        with self._connection():
+            return float(self.robot.state.time.to_sec())
+
+    @contextmanager
+    def _connection(self) -> Iterator[None]:
+        """A lost state stream (franky's NetworkException, or a bare RuntimeError "Net Exception", seen when
+        franky-sim starved on an overloaded machine): the bridge's one-line RobotError, and UNRECOVERABLE."""
+        try:
+            yield
+        except (RuntimeError, franky.NetworkException) as exc:
+            self._status = BridgeStatus.UNRECOVERABLE
+            self._error = (f"lost the connection to the robot at {self.robot.fci_hostname} ({exc}): check the "
+                           "cable and FCI (or a CPU too loaded to run franky-sim), then rerun to resume")
+            raise RobotError(self._error) from None
 
     @keeps_scheduling  # also runs in the watchdog thread
     def _settle(self) -> None:

@@ -230,6 +230,21 @@ def test_libfrankas_realtime_priority_stays_in_libfranka() -> None:
     bridges[0].close()
 
 
+def test_a_lost_connection_is_a_one_line_error_and_the_bridge_stays_down() -> None:
+    bridge = FrankaBridge.connect(BridgeConfig(), realtime=False)
+    try:
+        bridge.state()
+        assert bridge.server is not None
+        bridge.server.close()  # the robot goes away mid-session: its state stream stops
+        with pytest.raises(RobotError, match=r"^lost the connection to the robot at 127\.0\.0\.\d+ .*rerun to resume$"):
+            bridge.state()
+        assert bridge.status is BridgeStatus.UNRECOVERABLE
+        with pytest.raises(RobotError, match="lost the connection"):  # commands refuse with the same reason
+            bridge.command(np.zeros(3))
+    finally:
+        bridge.close()
+
+
 def test_connecting_to_no_robot_is_a_one_line_error() -> None:
     with pytest.raises(RobotError, match=r"cannot connect to a Franka at 127.0.0.254 .*FCI"):
         FrankaBridge.connect(BridgeConfig(robot="127.0.0.254"))
