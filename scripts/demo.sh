@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command: the paper's real-robot experiment in miniature on franky-sim.
 # Setup (idempotent), then on the Franka Bounded Soccer scene: FARL (shielded) and Uni-O4 fine-tune
-# the same shipped pretrained policy side by side for 10 episodes each, through the whole hardware
+# the same shipped pretrained policy side by side for 25 episodes each, through the whole hardware
 # path (bridge on franky-sim, simulated D435, perception, task monitor, simulated human), and the
 # failure/return table is printed. The shipped checkpoints (checkpoints/franka/) were made by
 #   farl bench franka --tasks bounded-soccer --pretrain-only --out checkpoints/franka
@@ -14,5 +14,5 @@ cd "$(dirname "$0")/.."
 source .venv/farl-ros.env
 # EGL, not osmesa: with MUJOCO_GL=osmesa, importing MetaWorld next to torch segfaults the process.
 export MUJOCO_GL=${MUJOCO_GL:-egl}
-exec .venv/bin/farl bench franka --tasks bounded-soccer --pretrained checkpoints/franka --episodes 10 \
+exec .venv/bin/farl bench franka --tasks bounded-soccer --pretrained checkpoints/franka --episodes 25 \
     --out runs/demo "$@"
