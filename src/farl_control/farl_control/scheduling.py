@@ -1,8 +1,10 @@
 """Keep libfranka's realtime scheduling inside libfranka's own threads.
 
-libfranka raises every thread that runs one of its loops (a motion's control loop, a gripper
-command waited on) to SCHED_FIFO priority 99, and with RealtimeConfig.Ignore it only skips the
-error when it may not; a process with CAP_SYS_NICE (root in a container, CI) may.  A Python thread
+libfranka raises the thread that constructs a `franky.Robot` to SCHED_FIFO priority 99 (measured
+here; its control loops do the same in whichever thread runs them), and with RealtimeConfig.Ignore
+it only skips the error when it may not; a process with CAP_SYS_NICE (root in a container, CI) may.
+Gripper commands, asynchronous motions and joins measured here left the caller alone; the bridge
+guards all its entry points anyway, since which calls do it is libfranka's detail.  A Python thread
 left at FIFO 99 starves the machine: every thread and process it starts afterwards inherits the
 policy, and franky-sim's 1 kHz loop, which never blocks when it runs faster than real time, then
 holds its core against everything else.  Seen here: a `farl bench franka` worker whose main thread
