@@ -30,5 +30,6 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=True,
-    entry_points={"console_scripts": ["farl = farl.cli:main"]},
+    entry_points={"console_scripts": ["farl = farl.cli:main", "policy_node = farl.policy_node:main",
+                                        "console_node = farl.console_node:main"]},
 )

@@ -12,4 +12,5 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=True,
+    entry_points={"console_scripts": ["bridge_node = farl_control.bridge_node:main"]},
 )

@@ -12,4 +12,5 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=True,
+    entry_points={"console_scripts": ["shield_node = farl_safety.shield_node:main"]},
 )

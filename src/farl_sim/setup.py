@@ -12,4 +12,5 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=True,
+    entry_points={"console_scripts": ["sim_world_node = farl_sim.franka_scenes.sim_world_node:main"]},
 )

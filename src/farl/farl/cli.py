@@ -186,6 +186,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bringup(args: argparse.Namespace) -> int:
+    """The ROS graph of bringup.launch.py in one process (bringup_node.py), until its episodes are done."""
+    from farl.bringup_node import bringup
+    from farl.config_files import default_config_path
+    from farl.graph import GraphArgs
+
+    graph = GraphArgs(robot=args.robot, camera=args.camera, task=args.task, mode=args.mode,
+                      config=Path(args.config) if args.config else default_config_path(),
+                      task_policy=args.task_policy, recovery_policy=args.recovery_policy or "",
+                      world_model=args.world_model or "", out=args.out, episodes=args.episodes, seed=args.seed,
+                      sim_time=not args.wall_clock)
+    bringup(graph)
+    summary = Path(args.out) / "summary.json"
+    if summary.is_file():
+        figures = json.loads(summary.read_text())
+        print(f"{args.out}: {figures['episodes']} episodes, {figures['failure_episodes']} with an IR failure, "
+              f"mean return {figures['mean_return']:.2f}; episodes.csv, summary.json, episodes.png")
+    return 0
+
+
 def cmd_bench_failurebench(args: argparse.Namespace) -> int:
     from farl.benchmark.config import FailureBenchConfig
     from farl.benchmark.grid import run_grid
@@ -294,6 +314,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"{step['p99_ms']:.1f} ms ({share['p50_ms'] * 100:.0f}% / {share['p99_ms'] * 100:.0f}% of the "
               f"{results['period_ms']:.0f} ms period); simulated camera render p50 {render['p50_ms']:.1f} ms, p99 "
               f"{render['p99_ms']:.1f} ms (not in the step); overruns {results['overruns']}")
+    elif args.what == "graph":
+        from farl.bench_graph import bench_graph
+        results = bench_graph(args.tasks[0] if args.tasks != BENCH_TASKS else "fragile-push-wall",
+                              episodes=args.episodes if args.episodes != 100 else 3)
+        graph, runner = results["graph"]["latency"], results["runner"]["step"]
+        print(f"{results['task']}: graph tick -> command applied p50 {graph['p50_ms']:.1f} ms, p99 "
+              f"{graph['p99_ms']:.1f} ms ({results['graph']['commands']} commands); synchronous runner step p50 "
+              f"{runner['p50_ms']:.1f} ms, p99 {runner['p99_ms']:.1f} ms; graph / runner {results['ratio_p50']:.2f}x "
+              f"(p50), {results['ratio_p99']:.2f}x (p99)")
     elif args.what == "perception":
         from farl.bench_perception import bench_perception
         results = bench_perception(frames=args.frames, weights=Path(args.weights) if args.weights else None)
@@ -410,6 +439,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
     run.set_defaults(func=cmd_run)
 
+    graph = verbs.add_parser("bringup", help="the ROS 2 graph of bringup.launch.py in one process (no ros2 launch "
+                             "needed), until its episodes are done")
+    graph.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the Panda's FCI IP")
+    graph.add_argument("--camera", default="sim", choices=["sim", "realsense", "topics"],
+                       help="sim (the scene's D435), realsense (realsense-ros), topics (already published)")
+    graph.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
+    graph.add_argument("--mode", choices=["deploy", "finetune"], default="deploy")
+    graph.add_argument("--episodes", type=int, default=10)
+    graph.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy`")
+    graph.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy` (with --world-model: shield)")
+    graph.add_argument("--world-model", help="run dir of `farl train world-model`")
+    graph.add_argument("--out", required=True, help="run directory; rerun with the same one to resume")
+    graph.add_argument("--seed", type=int, default=0)
+    graph.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
+    graph.add_argument("--wall-clock", action="store_true", help="robot sim: nodes on the wall clock, not /clock")
+    graph.set_defaults(func=cmd_bringup)
+
     robot = verbs.add_parser("robot", help="the Franka bridge")
     robot_verbs = robot.add_subparsers(dest="robot_verb", required=True, metavar="ACTION")
     robot_check = robot_verbs.add_parser("check", help="connect, print state, a 2 cm safe motion, reset")
@@ -421,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
     bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "franka", "robot",
-                                        "perception", "ros", "loop"])
+                                        "perception", "ros", "loop", "graph"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
                        "robot: latency trials (default 30); ros: round trips per payload (default 500)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "

@@ -35,7 +35,7 @@ from farl.agent import Proposal
 from farl.console import ConsoleView
 from farl.runtime_config import RuntimeConfig
 from farl_control.bridge import FrankaBridge, RobotError
-from farl_core.episodes import EpisodeManager, HumanEvent, Outcome, Phase
+from farl_core.episodes import Ending, EpisodeManager, HumanEvent, Outcome, Phase
 from farl_core.task_monitor import MonitorStep, TaskMonitor
 from farl_perception.objects import ObjectArray
 from farl_safety.shield import Shield
@@ -138,8 +138,8 @@ class EpisodeRecord:
 
 
 @dataclass
-class _Tally:
-    """What one episode accumulates tick by tick."""
+class EpisodeTally:
+    """What one episode accumulates tick by tick (both drivers: this loop and the ROS policy node)."""
 
     ret: float = 0.0
     length: int = 0
@@ -151,6 +151,57 @@ class _Tally:
     unusable: int = 0
     overruns: int = 0
     robot_errors: int = 0
+
+    def record(self, episode: int, ending: Ending, version: int, updated: bool, robot_time: float) -> EpisodeRecord:
+        """The episodes.csv row of the finished episode."""
+        return EpisodeRecord(
+            episode=episode, outcome=ending.outcome.value, by_human=ending.by_human, reason=ending.reason,
+            ret=self.ret, length=self.length, overrides=self.overrides, interventions=self.interventions,
+            mean_risk=float(np.mean(self.risks)) if self.risks else float("nan"),
+            max_risk=float(np.max(self.risks)) if self.risks else float("nan"),
+            step_p50_ms=_percentile_ms(self.step_s, 50), step_p99_ms=_percentile_ms(self.step_s, 99),
+            camera_p50_ms=_percentile_ms(self.camera_s, 50), unusable_ticks=self.unusable,
+            overruns=self.overruns, robot_errors=self.robot_errors, policy_version=version,
+            updated=updated, robot_time_s=robot_time)
+
+
+def handle_events(manager: EpisodeManager, tally: EpisodeTally, events: list[HumanEvent]) -> None:
+    """Human events into the episode manager; those during a running episode count as interventions."""
+    for event in events:
+        if event is not HumanEvent.START and manager.phase is Phase.RUNNING:
+            tally.interventions += 1
+        manager.handle(event)
+
+
+def account_step(manager: EpisodeManager, agent: LoopAgent, tally: EpisodeTally, step: MonitorStep) -> Ending | None:
+    """One monitored tick of the running episode: the manager's verdict, the pending transition completed
+    with this step's reward and cost. The ending if the tick ended the episode (then nothing is proposed)."""
+    ending = manager.tick(step.usable, step.success, step.ir_failure, step.stamp, step.reason)
+    if not step.usable:
+        tally.unusable += 1
+        agent.lose_step()
+        return ending
+    if agent.pending:
+        terminated = ending is not None and ending.outcome in (Outcome.SUCCESS, Outcome.IR_FAILURE)
+        agent.outcome(step.reward, step.cost, step.observation, terminated,
+                      truncated=ending is not None and not terminated)
+        tally.ret += step.reward
+        tally.length += 1
+    return ending
+
+
+def close_by_human(manager: EpisodeManager, agent: LoopAgent, tally: EpisodeTally, step: MonitorStep | None) -> None:
+    """A human ended the episode: the pending step ends there (a marked failure costs 1), unless aborted or
+    unobservable (`step` None or unusable), when it is dropped."""
+    ending = manager.ending
+    if not agent.pending or ending is None or ending.outcome is Outcome.ABORTED or step is None or not step.usable:
+        agent.lose_step()
+        return
+    failure = ending.outcome is Outcome.IR_FAILURE
+    assert step.observation is not None
+    agent.outcome(step.reward, 1.0 if failure else step.cost, step.observation, terminated=True, truncated=False)
+    tally.ret += step.reward
+    tally.length += 1
 
 
 def _percentile_ms(values: list[float], q: float) -> float:
@@ -193,7 +244,7 @@ class RobotLoop:
         goal = self.scene.reset_scene(episode, self.bridge.robot_time())
         self.monitor.reset(goal)
         self.manager.begin(episode)
-        tally = _Tally()
+        tally = EpisodeTally()
         version = self.agent.updates
         self._wait_for_start(tally)
         started = self.bridge.robot_time()
@@ -211,19 +262,11 @@ class RobotLoop:
         self.failures += ending.outcome is Outcome.IR_FAILURE
         self.last_return = tally.ret
         self._show(tally)
-        return EpisodeRecord(
-            episode=episode, outcome=ending.outcome.value, by_human=ending.by_human, reason=ending.reason,
-            ret=tally.ret, length=tally.length, overrides=tally.overrides, interventions=tally.interventions,
-            mean_risk=float(np.mean(tally.risks)) if tally.risks else float("nan"),
-            max_risk=float(np.max(tally.risks)) if tally.risks else float("nan"),
-            step_p50_ms=_percentile_ms(tally.step_s, 50), step_p99_ms=_percentile_ms(tally.step_s, 99),
-            camera_p50_ms=_percentile_ms(tally.camera_s, 50), unusable_ticks=tally.unusable,
-            overruns=tally.overruns, robot_errors=tally.robot_errors, policy_version=version,
-            updated=update is not None, robot_time_s=robot_time)
+        return tally.record(episode, ending, version, update is not None, robot_time)
 
     # --- one episode --------------------------------------------------------------------------
 
-    def _wait_for_start(self, tally: _Tally) -> None:
+    def _wait_for_start(self, tally: EpisodeTally) -> None:
         if self.scene.auto_start:
             self.manager.handle(HumanEvent.START)
         self._message = "scene reset; press s to start" if not self.scene.auto_start else "running"
@@ -238,13 +281,10 @@ class RobotLoop:
                                  "rerun with the same --out to resume")
             time.sleep(0.05)
 
-    def _handle_events(self, tally: _Tally) -> None:
-        for event in self.operator.poll():
-            if event is not HumanEvent.START and self.manager.phase is Phase.RUNNING:
-                tally.interventions += 1
-            self.manager.handle(event)
+    def _handle_events(self, tally: EpisodeTally) -> None:
+        handle_events(self.manager, tally, self.operator.poll())
 
-    def _tick(self, tally: _Tally) -> None:
+    def _tick(self, tally: EpisodeTally) -> None:
         tick_start = self.bridge.robot_time()
         self._handle_events(tally)
         if self.manager.phase is not Phase.RUNNING:  # a human ended it: complete or drop the pending step
@@ -254,25 +294,16 @@ class RobotLoop:
         wall = time.perf_counter()
         step = self._monitor_step()
         camera = self.camera_time()
-        ending = self.manager.tick(step.usable, step.success, step.ir_failure, step.stamp, step.reason)
+        ending = account_step(self.manager, self.agent, tally, step)
         if not step.usable:
-            tally.unusable += 1
-            self.agent.lose_step()
             self._message = f"holding: {step.reason}"
-        else:
-            if self.agent.pending:
-                terminated = ending is not None and ending.outcome in (Outcome.SUCCESS, Outcome.IR_FAILURE)
-                self.agent.outcome(step.reward, step.cost, step.observation, terminated,
-                                   truncated=ending is not None and not terminated)
-                tally.ret += step.reward
-                tally.length += 1
-            if ending is None:
-                self._act(step, tally)
-                elapsed = time.perf_counter() - wall
-                tally.step_s.append(elapsed - (camera or 0.0))
-                self.timings.append((elapsed - (camera or 0.0), camera))
-                if camera is not None:
-                    tally.camera_s.append(camera)
+        elif ending is None:
+            self._act(step, tally)
+            elapsed = time.perf_counter() - wall
+            tally.step_s.append(elapsed - (camera or 0.0))
+            self.timings.append((elapsed - (camera or 0.0), camera))
+            if camera is not None:
+                tally.camera_s.append(camera)
         self._show(tally)
         if ending is None and not self._wait_until(tick_start + self.period):
             tally.overruns += 1
@@ -282,7 +313,7 @@ class RobotLoop:
         state = self.bridge.state()
         return self.monitor.step(objects, state, self.bridge.robot_time())
 
-    def _act(self, step: MonitorStep, tally: _Tally) -> None:
+    def _act(self, step: MonitorStep, tally: EpisodeTally) -> None:
         assert step.observation is not None
         proposal = self.agent.propose(step.observation)
         executed = proposal.action
@@ -300,21 +331,9 @@ class RobotLoop:
             self._message = f"command dropped: {command.reason}"
         self.agent.commit(step.observation, proposal, executed)
 
-    def _close_by_human(self, tally: _Tally) -> None:
-        ending = self.manager.ending
-        if not self.agent.pending or ending is None or ending.outcome is Outcome.ABORTED:
-            self.agent.lose_step()
-            return
-        step = self._monitor_step()
-        if not step.usable:
-            self.agent.lose_step()
-            return
-        failure = ending.outcome is Outcome.IR_FAILURE
-        assert step.observation is not None
-        self.agent.outcome(step.reward, 1.0 if failure else step.cost, step.observation, terminated=True,
-                           truncated=False)
-        tally.ret += step.reward
-        tally.length += 1
+    def _close_by_human(self, tally: EpisodeTally) -> None:
+        pending = self.agent.pending and self.manager.ending is not None
+        close_by_human(self.manager, self.agent, tally, self._monitor_step() if pending else None)
 
     def _wait_until(self, robot_time: float) -> bool:
         """Sleep until the robot clock reaches `robot_time`; False when it already had (an overrun)."""
@@ -332,7 +351,7 @@ class RobotLoop:
                                  "stopped answering; check it and rerun with the same --out to resume")
         return True
 
-    def _show(self, tally: _Tally) -> None:
+    def _show(self, tally: EpisodeTally) -> None:
         self.operator.show(ConsoleView(
             task=self.task_name, mode=self.mode, episode=self.manager.episode, episodes=self.episodes_total,
             phase=self.manager.phase.value, step=self.manager.steps, risk=self._risk, overrides=tally.overrides,

@@ -183,6 +183,16 @@ class FrankaBridge:
         return self.state()
 
     @keeps_scheduling
+    def recover(self) -> RobotStateSample:
+        """Clear robot errors on request (the bridge node's `recover` service), also after UNRECOVERABLE:
+        the person who fixed the cause at the robot (Desk, user stop) resumes without a restart."""
+        with self._lock:
+            self._recover("recovery requested by the operator")
+            self._last_command = self.robot_time()
+            self._error = ""
+        return self.state()
+
+    @keeps_scheduling
     def open_gripper(self, wait: bool = False) -> None:
         self._send_gripper(False, wait)
 
@@ -193,7 +203,9 @@ class FrankaBridge:
     # --- state ----------------------------------------------------------------------------------
 
     def state(self) -> RobotStateSample:
-        with self._lock, self._connection():
+        """The latest reading. Not under the command lock: franky serves state reads while a motion runs, so
+        the state keeps flowing during a reset (seconds of joint motion) instead of waiting for it."""
+        with self._connection():
             cartesian = self.robot.current_cartesian_state
             joints = self.robot.current_joint_state
             twist = cartesian.velocity.end_effector_twist

@@ -61,3 +61,23 @@ def keeps_scheduling(fn: Callable[P, T]) -> Callable[P, T]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+SIMULATED_ROBOT_NICE = -10
+"""Nice value of a process that serves franky-sim to other processes (the ROS graph's simulated world)."""
+
+
+def prefer_simulated_robot() -> bool:
+    """Raise this process above ordinary ones, where allowed (root, CAP_SYS_NICE); True if it was.
+
+    libfranka drops the connection ("Net Exception") when no robot state arrives for about a second.
+    Inside one process (`farl run`) a starved franky-sim stalls its client with it; in the ROS graph the
+    other nodes are separate processes that keep loading the cores, and a starved franky-sim loses
+    the robot.  Call it before the simulation's threads start: they inherit it (Linux nice is per
+    thread).  A nice value, not a realtime policy: franky-sim's loop must not hold a core.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, SIMULATED_ROBOT_NICE)
+    except (PermissionError, OSError, AttributeError):
+        return False
+    return True

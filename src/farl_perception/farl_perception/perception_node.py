@@ -17,23 +17,19 @@ late frames are worth nothing), `/farl/objects` reliable.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Vector3
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from farl_core.camera_model import RGBDFrame
-from farl_core.config import node_parameters
-from farl_core.errors import FarlError
 from farl_core.franka_tasks import get_franka_task
+from farl_core.run_node import Process, read_parameters, run
 from farl_interfaces.msg import ObjectArray, ObjectState
 from farl_perception.config import NODE, perception_config_from_parameters
 from farl_perception.object_messages import MessageTypes, to_object_array_msg
@@ -48,11 +44,8 @@ MESSAGES = MessageTypes(ObjectArray, ObjectState, Header, Time, Point, Vector3)
 class PerceptionNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE, automatically_declare_parameters_from_overrides=True)
-        for name, default in NODE_PARAMETERS.items():
-            if not self.has_parameter(name):
-                self.declare_parameter(name, default)
-        values = node_parameters({name: p.value for name, p in self.get_parameters_by_prefix("").items()})
-        task, namespace, self._frame_id = (values.pop(name) for name in NODE_PARAMETERS)
+        own, values = read_parameters(self, NODE_PARAMETERS)
+        task, namespace, self._frame_id = (own[name] for name in NODE_PARAMETERS)
         config = perception_config_from_parameters(task, values, where=f"node {NODE}")
         topics = camera_topics(namespace)
         self._source = TopicSource(namespace)
@@ -93,21 +86,9 @@ class PerceptionNode(Node):
         self._publisher.publish(to_object_array_msg(objects, MESSAGES, self._frame_id))
 
 
+def process() -> Process:
+    return Process(NODE, lambda: [PerceptionNode()], threads=2)
+
+
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    try:
-        node = PerceptionNode()
-    except FarlError as exc:
-        print(f"{NODE}: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from None
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C or `ros2 launch` stopping the graph: a normal end
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(process(), args)

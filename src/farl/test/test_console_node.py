@@ -1,0 +1,64 @@
+"""The operator console node in a terminal (a pseudo-terminal here, as over SSH): keys become /farl/episode events."""
+
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from farl_interfaces.msg import EpisodeEvent
+
+QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def test_keys_in_the_console_terminal_start_and_abort_the_episode_it_was_told_about(ros_context, tmp_path: Path):
+    main, terminal = pty.openpty()
+    log = (tmp_path / "console.log").open("wb")
+    console = subprocess.Popen([str(Path(sys.executable).with_name("console_node")), "--ros-args", "-p",
+                                "task:=bounded-soccer"], stdin=terminal, stdout=log, stderr=subprocess.STDOUT)
+    node = rclpy.create_node("policy_stand_in", context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    heard: list[EpisodeEvent] = []
+    node.create_subscription(EpisodeEvent, "/farl/episode", heard.append, QOS)
+    say = node.create_publisher(EpisodeEvent, "/farl/episode", QOS)
+
+    def operator_events() -> list[int]:
+        return [(m.event, m.episode_index) for m in heard if m.source == "operator"]
+
+    def spin_until(condition, timeout_s: float = 90.0, during=None) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not condition():
+            if during is not None:
+                during()
+            executor.spin_once(timeout_sec=0.1)
+        return condition()
+
+    try:
+        # the policy node's RESET for episode 3, said until the console has heard it and the key has an answer
+        def reset_and_press() -> None:
+            say.publish(EpisodeEvent(event=EpisodeEvent.RESET, episode_index=3, source="farl_policy"))
+            os.write(main, b"s")
+        assert spin_until(lambda: (EpisodeEvent.START, 3) in operator_events(), during=reset_and_press), \
+            (tmp_path / "console.log").read_text(errors="replace")
+        os.write(main, b"a")
+        assert spin_until(lambda: (EpisodeEvent.ABORT, 3) in operator_events())
+        os.write(main, b"x")  # not a key: nothing is sent
+        spin_until(lambda: False, timeout_s=1.0)
+        assert {event for event, _ in operator_events()} == {EpisodeEvent.START, EpisodeEvent.ABORT}
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        console.send_signal(signal.SIGINT)
+        assert console.wait(30) == 0
+        os.close(main)
+        os.close(terminal)
+        log.close()

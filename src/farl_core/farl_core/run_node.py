@@ -1,0 +1,87 @@
+"""The `main()` every FARL node executable shares: init, build, spin, stop, with the one-line error on bad input.
+
+A node is built from its parameters; a malformed parameter file (or a checkpoint of another
+task, a robot that cannot be reached) is a FarlError raised while building it, and ends the
+process with one line on stderr, `<node>: error: <what and the fix>`, and exit code 2, before
+anything spins.  Ctrl-C and `ros2 launch` stopping the graph are a normal end (exit code 0).
+Several nodes may share one process (the simulated world: bridge and scene) on one executor.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+
+from farl_core.config import node_parameters
+from farl_core.errors import FarlError
+
+
+def read_parameters(node: Node, own: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the node-only parameters `own`, with their defaults filled in; the rest as the parameter file's nested
+    mapping, for the node's config dataclass). The node must allow undeclared overrides: its section of the
+    file is validated here, with the CLI's errors, not by rclpy."""
+    for name, default in own.items():
+        if not node.has_parameter(name):
+            node.declare_parameter(name, default)
+    values = node_parameters({name: p.value for name, p in node.get_parameters_by_prefix("").items()})
+    return {name: values.pop(name) for name in own}, values
+
+
+@dataclass
+class Process:
+    """One executable's nodes: `build` makes them (after rclpy.init), `close` releases what they hold (a robot,
+    a camera thread) after the executor stopped, or after a failed build, so it must allow a partial one."""
+
+    name: str                                   # the error prefix: the node name, or the process's
+    build: Callable[[], list[Node]]
+    close: Callable[[], None] = field(default=lambda: None)
+    threads: int = 2
+
+
+def run(process: Process, args: list[str] | None = None) -> None:
+    """Build the process's node(s) and spin them until Ctrl-C (a node executable's main)."""
+    spin([process], args)
+
+
+def spin(processes: list[Process], args: list[str] | None = None,
+         until: Callable[[list[Node]], bool] | None = None) -> None:
+    """Build the nodes of `processes` in this process and spin them on one executor until Ctrl-C, or until
+    `until(nodes)` holds (checked between callbacks). A build error is the one-line exit described above."""
+    rclpy.init(args=args)
+    nodes: list[Node] = []
+    started: list[Process] = []
+    for process in processes:
+        started.append(process)
+        try:
+            nodes += process.build()
+        except FarlError as exc:
+            print(f"{process.name}: error: {exc}", file=sys.stderr, flush=True)
+            for built in reversed(started):
+                built.close()
+            rclpy.try_shutdown()
+            raise SystemExit(2) from None
+    threads = sum(p.threads for p in processes)
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        if until is None:
+            executor.spin()
+        else:
+            while rclpy.ok() and not until(nodes):
+                executor.spin_once(timeout_sec=0.2)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C or `ros2 launch` stopping the graph: a normal end
+    finally:
+        executor.shutdown()
+        for process in reversed(processes):
+            process.close()
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,215 @@
+"""The whole ROS graph on franky-sim, each node its own process as `ros2 launch` starts them, on real rclpy.
+
+The processes come from farl.graph's node table with the shipped parameter file (config/farl.yaml)
+and the bringup's own file, exactly what bringup.launch.py starts: the simulated world (bridge +
+scene node: franky-sim, the scripted human, the simulated D435 as realsense-ros topics), the real
+perception node on those topics, the policy node (task monitor + agent + PPO learner) and the
+shield node.  A probe node in the test subscribes to every /farl/* topic.
+
+One graph, one test, in stages (starting it costs a minute on a loaded 2-core machine):
+  1. finetune episodes run unattended: every topic publishes at its rate (in simulated time), each
+     proposal is answered by a command and a verdict with its stamp, and episodes.csv counts the
+     episodes /farl/episode announced, with the same outcomes;
+  2. the shield process is killed mid-episode: no command reaches the bridge after it, and the arm
+     stops within the watchdog time;
+  3. the simulated world (the bridge) is killed: perception and the policy keep running and report it.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from std_srvs.srv import Trigger
+
+from farl.graph import GraphArgs, graph_nodes, ros_arguments, write_bringup_parameters
+from farl_control.config import BridgeConfig
+from farl_core.franka_tasks import get_franka_task
+from farl_core.message_time import stamp_key, stamp_seconds
+from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState, SafetyVerdict
+from farl_interfaces.srv import LoadCheckpoint, SaveCheckpoint
+from farl_policy.gaussian import GaussianPolicy
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINTS = REPO / "checkpoints" / "franka" / "bounded-soccer" / "pretrain"
+OUTCOMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.IR_FAILURE: "ir_failure",
+            EpisodeEvent.TIMEOUT: "timeout", EpisodeEvent.ABORT: "aborted"}
+TOPICS = {"/farl/objects": ObjectArray, "/farl/robot_state": RobotState, "/farl/action/proposed": Action,
+          "/farl/action/command": Action, "/farl/safety": SafetyVerdict, "/farl/episode": EpisodeEvent,
+          "/clock": Clock}
+
+
+class Probe:
+    """Every message of the graph's topics, with its stamp (simulated time) and its arrival (wall)."""
+
+    def __init__(self, context) -> None:
+        self.node = rclpy.create_node("graph_probe", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.received: dict[str, list] = defaultdict(list)
+        for topic, kind in TOPICS.items():
+            depth = 100 if topic != "/clock" else 1
+            qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+            self.node.create_subscription(kind, topic, self._keep(topic), qos)
+
+    def _keep(self, topic: str):
+        def callback(msg) -> None:
+            self.received[topic].append((time.monotonic(), msg))
+        return callback
+
+    def spin_until(self, condition, timeout_s: float, what: str, logs, robot_lost=lambda: False) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline or robot_lost():
+                pytest.fail(f"{what} not within {timeout_s:.0f} s; node output:\n{logs()}")
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def call(self, kind, name: str, request, timeout_s: float = 60.0):
+        client = self.node.create_client(kind, name)
+        assert client.wait_for_service(timeout_sec=timeout_s), f"no service {name}"
+        future = client.call_async(request)
+        self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+        assert future.done(), f"{name} did not answer within {timeout_s} s"
+        return future.result()
+
+    def messages(self, topic: str) -> list:
+        return [msg for _, msg in self.received[topic]]
+
+    def outcomes(self) -> list[EpisodeEvent]:
+        return [m for m in self.messages("/farl/episode") if m.source == "farl_policy" and m.event in OUTCOMES]
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def median_period(messages: list) -> float:
+    stamps = np.array([stamp_seconds(m.header.stamp) for m in messages])
+    return float(np.median(np.diff(stamps)))
+
+
+def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
+        start_node, ros_context, shipped_config: Path, tmp_path: Path) -> None:
+    args = GraphArgs(task="bounded-soccer", mode="finetune", config=shipped_config,
+                     task_policy=str(CHECKPOINTS / "task_policy"), recovery_policy=str(CHECKPOINTS / "recovery_policy"),
+                     world_model=str(CHECKPOINTS / "world_model"), out=str(tmp_path / "run"), episodes=4)
+    nodes = graph_nodes(args)
+    bringup = write_bringup_parameters(args, nodes)
+    processes = {n.executable: start_node(n.executable, *ros_arguments(n, shipped_config, bringup)) for n in nodes}
+    assert set(processes) == {"sim_world_node", "perception_node", "policy_node", "shield_node"}
+
+    def logs() -> str:
+        return "\n".join(f"--- {name}\n{p.output()[-3000:]}" for name, p in processes.items())
+
+    def robot_lost() -> bool:  # fail at once, not at the timeout: nothing moves after it
+        return "lost the connection to the robot" in processes["sim_world_node"].output()
+
+    probe = Probe(ros_context)
+    try:
+        # 1. two episodes, unattended: the scene node resets and starts them, perception sees the ball
+        probe.spin_until(lambda: len(probe.outcomes()) >= 2, 900.0, "two finished episodes", logs, robot_lost)
+        assert all(p.process.poll() is None for p in processes.values()), logs()
+        config = BridgeConfig()
+        periods = {"/farl/robot_state": 1.0 / config.state_rate_hz, "/farl/objects": 0.2,
+                   "/farl/action/proposed": 1.0 / config.control_rate_hz}
+        for topic, expected in periods.items():  # in simulated time: the graph follows franky-sim's clock
+            measured = median_period(probe.messages(topic))
+            assert abs(measured - expected) < 0.3 * expected, f"{topic}: period {measured:.4f} s, expected {expected}"
+        assert probe.messages("/clock"), "no /clock from the bridge"
+        proposals = {stamp_key(m.header.stamp) for m in probe.messages("/farl/action/proposed")}
+        commands = {stamp_key(m.header.stamp) for m in probe.messages("/farl/action/command")}
+        verdicts = {stamp_key(m.header.stamp): m for m in probe.messages("/farl/safety")}
+        assert commands <= proposals, "a command that no proposal asked for reached the bridge"
+        assert commands == set(verdicts), "every command has the shield's verdict, and only commands do"
+        assert len(commands) >= 0.9 * len(proposals) > 20, (len(commands), len(proposals))
+        assert {round(v.threshold, 6) for v in verdicts.values()} == {0.3}  # eps_safe of the shipped file
+        assert all(np.isfinite(v.risk) for v in verdicts.values())
+        assert any(m.event == EpisodeEvent.START and m.source == "sim_human" and len(m.goal) == 2
+                   for m in probe.messages("/farl/episode")), "the scene node never started an episode"
+
+        announced = [OUTCOMES[m.event] for m in probe.outcomes()]
+        with (tmp_path / "run" / "episodes.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert [r["outcome"] for r in rows] == announced[:len(rows)] and len(rows) >= 2, (rows, announced)
+        assert all(int(r["length"]) > 5 for r in rows), rows
+
+        # services: the policy's checkpoints (never overwritten unasked, another task's refused), the bridge's recover
+        saved = tmp_path / "saved_policy"
+        answer = probe.call(SaveCheckpoint, "/farl_policy/save_checkpoint", SaveCheckpoint.Request(path=str(saved)))
+        assert answer.success and (saved / "meta.json").is_file(), answer.message
+        again = probe.call(SaveCheckpoint, "/farl_policy/save_checkpoint", SaveCheckpoint.Request(path=str(saved)))
+        assert not again.success and "exists" in again.message, again.message
+        other = tmp_path / "other_task_policy"
+        GaussianPolicy(get_franka_task("fragile-push-wall").spec).save(other, kind="task_policy")
+        refused = probe.call(LoadCheckpoint, "/farl_policy/load_checkpoint", LoadCheckpoint.Request(path=str(other)))
+        assert not refused.success and "\n" not in refused.message, refused.message
+        recovered = probe.call(Trigger, "/farl_bridge/recover", Trigger.Request())
+        assert recovered.success, recovered.message
+
+        # 2. kill the shield mid-episode: nothing reaches the bridge unshielded, the arm stops
+        running_since = len(probe.messages("/farl/action/proposed"))
+        probe.spin_until(lambda: len(probe.messages("/farl/action/proposed")) > running_since + 5, 300.0,
+                         "the next episode running", logs, robot_lost)
+        processes["shield_node"].process.send_signal(signal.SIGKILL)
+        processes["shield_node"].process.wait(10)
+        commands_at_kill = len(probe.messages("/farl/action/command"))
+        killed_at = stamp_seconds(probe.messages("/clock")[-1].clock) if probe.messages("/clock") else 0.0
+        settle = BridgeConfig().limits.watchdog_periods / config.control_rate_hz + 0.5
+        probe.spin_until(lambda: probe.messages("/clock") and
+                         stamp_seconds(probe.messages("/clock")[-1].clock) > killed_at + settle + 1.0,
+                         300.0, "simulated time to pass after the kill", logs)
+        late_commands = probe.messages("/farl/action/command")[commands_at_kill + 1:]  # one may be in flight
+        assert not late_commands, f"{len(late_commands)} commands reached the bridge with the shield dead"
+        after = [m for m in probe.messages("/farl/robot_state") if stamp_seconds(m.header.stamp) > killed_at + settle]
+        assert after, "no robot state after the watchdog time"
+        speeds = [np.linalg.norm([m.ee_twist.linear.x, m.ee_twist.linear.y, m.ee_twist.linear.z]) for m in after]
+        assert max(speeds) < 0.01, f"the arm still moves {max(speeds):.3f} m/s after the watchdog time"
+        assert any(m.error_flags & RobotState.ERROR_WATCHDOG for m in after), "the watchdog did not report the stop"
+        assert processes["policy_node"].process.poll() is None, logs()
+
+        # 3. kill the simulated world (bridge): the others keep running and report the loss
+        reported = processes["policy_node"].output().count("no /farl/robot_state")
+        processes["sim_world_node"].process.send_signal(signal.SIGKILL)
+        processes["sim_world_node"].process.wait(10)
+        probe.spin_until(lambda: processes["policy_node"].output().count("no /farl/robot_state") > reported, 60.0,
+                         "the policy node reporting the lost bridge", logs)
+        assert processes["policy_node"].process.poll() is None, logs()
+        assert processes["perception_node"].process.poll() is None, logs()
+    finally:
+        probe.close()
+    for name in ("policy_node", "perception_node"):
+        assert processes[name].interrupt() == 0, logs()
+
+
+BAD_SECTIONS = {  # executable: (a malformed section, what the one line must name)
+    "sim_world_node": ("farl_bridge:\n  ros__parameters:\n    control_rate_hz: -5.0\n", "control_rate_hz"),
+    "bridge_node": ("farl_bridge:\n  ros__parameters:\n    limits:\n      max_translation: 2.0\n", "max_translation"),
+    "policy_node": ("farl_policy:\n  ros__parameters:\n    episodes:\n      max_steps: 0\n", "max_steps"),
+    "shield_node": ("farl_safety:\n  ros__parameters:\n    eps_safe: 0.1\n", "eps_safe"),
+}
+
+
+@pytest.mark.parametrize("executable", sorted(BAD_SECTIONS))
+def test_a_malformed_parameter_file_stops_each_node_with_one_line(start_node, tmp_path: Path,
+                                                                   executable: str) -> None:
+    text, key = BAD_SECTIONS[executable]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    node = start_node(executable, "--params-file", str(bad))
+    assert node.process.wait(120) == 2, node.output()
+    lines = [line for line in node.output().splitlines() if line.strip()]
+    assert len(lines) == 1 and ": error: " in lines[0] and key in lines[0], lines
