@@ -73,7 +73,7 @@ class Agent:
         if self.learner is not None:
             self.learner.record(observation[None], proposal.action[None], np.array([proposal.log_prob]),
                                 np.asarray(executed, dtype=np.float32)[None])
-            self._pending = True
+        self._pending = True  # deploy mode too: the episode's return and length count every completed step
 
     def outcome(self, reward: float, cost: float, next_observation: np.ndarray, terminated: bool,
                 truncated: bool) -> None:

@@ -1,12 +1,14 @@
 """`farl bench graph`: the ROS graph's control-step latency beside the synchronous runner's, on franky-sim.
 
 Graph: every node of the table its own process (as `ros2 launch` starts them), deploy mode, the
-simulated D435 and the real perception node in the loop, all nodes on the wall clock (no sim time:
-/clock's 5 ms steps would blur a few-millisecond figure).  The latency is what the bridge node
+scene node publishing the simulator's object states on /farl/objects (`camera:=ground-truth`: no
+camera, no perception node), all nodes on the wall clock (no sim time: /clock's 5 ms steps would
+blur a few-millisecond figure).  The latency is what the bridge node
 measures for every command it applies: from the tick's stamp (the policy node taking the
 /farl/objects message) to the bridge having applied the resulting command: task monitor, policy,
 /farl/action/proposed, shield, /farl/action/command, the franky command.  Perception's own compute
-is before the stamp, so it is excluded, as the target asks.
+would come before the stamp anyway; leaving it out keeps a 2-core machine from turning the
+benchmark into a measurement of perception's backlog.
 
 Synchronous runner, same run, same checkpoints: `farl run`'s loop with `--camera ground-truth`, so
 its step time (monitor + policy + shield + bridge command) also excludes perception.  The ratio
@@ -60,7 +62,7 @@ def _graph_latency(task_name: str, episodes: int, config: Path, made: dict[str, 
                    progress: bool) -> dict[str, Any]:
     claim_isolated_domain()  # nothing else on this machine joins (or disturbs) the measured graph
     stats = root / "bridge_stats.json"
-    args = GraphArgs(task=task_name, mode="deploy", config=config, task_policy=str(made["task"]),
+    args = GraphArgs(task=task_name, mode="deploy", camera="ground-truth", config=config, task_policy=str(made["task"]),
                      recovery_policy=str(made["recovery"]), world_model=str(made["model"]), out=str(root / "graph"),
                      episodes=episodes, sim_time=False, bridge_stats=str(stats))
     nodes = graph_nodes(args)

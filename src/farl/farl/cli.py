@@ -357,6 +357,20 @@ def cmd_robot_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def robot_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `farl run` and `farl bringup` both take: the robot, the task, the checkpoints, the run directory."""
+    parser.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the Panda's FCI IP")
+    parser.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
+    parser.add_argument("--mode", choices=["deploy", "finetune"], default="deploy")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy` (or of `farl run`)")
+    parser.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy` (the shield)")
+    parser.add_argument("--world-model", help="run dir of `farl train world-model` (the shield)")
+    parser.add_argument("--out", required=True, help="run directory; rerun with the same one to resume")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="farl", description="Failure-aware offline-to-online RL "
                                      "for manipulation: simulation, training and the Franka stack.")
@@ -424,35 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="the robot loop: perception -> policy -> shield -> bridge, episode by "
                            "episode, on franky-sim or a Panda (resumable)")
-    run.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the Panda's FCI IP")
+    robot_run_arguments(run)
     run.add_argument("--camera", default="sim", help="sim (simulated D435 + perception), realsense[:SERIAL], or "
                      "ground-truth (sim object states, no perception)")
-    run.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
-    run.add_argument("--mode", choices=["deploy", "finetune"], default="deploy")
-    run.add_argument("--episodes", type=int, default=10)
-    run.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy` (or of `farl run`)")
-    run.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy` (the shield)")
-    run.add_argument("--world-model", help="run dir of `farl train world-model` (the shield)")
     run.add_argument("--no-shield", action="store_true", help="run the task policy without the shield (Uni-O4)")
-    run.add_argument("--out", required=True, help="run directory; rerun with the same one to resume")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
     run.set_defaults(func=cmd_run)
 
     graph = verbs.add_parser("bringup", help="the ROS 2 graph of bringup.launch.py in one process (no ros2 launch "
                              "needed), until its episodes are done")
-    graph.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the Panda's FCI IP")
+    robot_run_arguments(graph)
     graph.add_argument("--camera", default="sim", choices=["sim", "realsense", "topics"],
                        help="sim (the scene's D435), realsense (realsense-ros), topics (already published)")
-    graph.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
-    graph.add_argument("--mode", choices=["deploy", "finetune"], default="deploy")
-    graph.add_argument("--episodes", type=int, default=10)
-    graph.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy`")
-    graph.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy` (with --world-model: shield)")
-    graph.add_argument("--world-model", help="run dir of `farl train world-model`")
-    graph.add_argument("--out", required=True, help="run directory; rerun with the same one to resume")
-    graph.add_argument("--seed", type=int, default=0)
-    graph.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
     graph.add_argument("--wall-clock", action="store_true", help="robot sim: nodes on the wall clock, not /clock")
     graph.set_defaults(func=cmd_bringup)
 

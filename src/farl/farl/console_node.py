@@ -21,8 +21,7 @@ from std_msgs.msg import Header
 
 from farl.console import ConsoleView, TerminalConsole
 from farl_core.episodes import HumanEvent
-from farl_core.errors import ConfigError
-from farl_core.run_node import Process, read_parameters, run
+from farl_core.run_node import Process, read_own_parameters, run
 from farl_interfaces.msg import EpisodeEvent, SafetyVerdict
 
 NODE = "farl_console"
@@ -51,9 +50,7 @@ def note_figures(note: str) -> dict[str, float]:
 class ConsoleNode(Node):
     def __init__(self, console: TerminalConsole) -> None:
         super().__init__(NODE, automatically_declare_parameters_from_overrides=True)
-        own, rest = read_parameters(self, NODE_PARAMETERS)
-        if rest:
-            raise ConfigError(f"node {NODE}.{sorted(rest)[0]}: unknown key (expected one of: {', '.join(own)})")
+        own = read_own_parameters(self, NODE_PARAMETERS)
         self.console = console
         self._task, self._mode, self._total = own["task"], own["mode"], int(own["num_episodes"])
         self._episode, self._phase, self._step = 0, "waiting_for_reset", 0

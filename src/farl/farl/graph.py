@@ -29,7 +29,7 @@ from farl_core.errors import ConfigError
 from farl_core.franka_tasks import FRANKA_TASKS
 
 ROBOT_HELP = "sim (embedded franky-sim) or the Panda's FCI IP"
-CAMERAS = ("sim", "realsense", "topics")
+CAMERAS = ("sim", "ground-truth", "realsense", "topics")
 MODES = ("deploy", "finetune", "teleop")
 
 
@@ -38,7 +38,8 @@ class GraphArgs:
     """The launch arguments (bringup.launch.py, `farl bringup`)."""
 
     robot: str = "sim"
-    camera: str = "sim"              # sim: the scene node's D435; realsense: start realsense-ros; topics: already there
+    camera: str = "sim"              # sim: the scene node's D435; ground-truth: sim states, no perception;
+    #                                  realsense: start realsense-ros; topics: a driver already publishes
     task: str = "fragile-push-wall"
     mode: str = "deploy"
     config: Path = Path("config/farl.yaml")
@@ -63,12 +64,12 @@ class GraphArgs:
         if self.mode == "teleop" or self.record:
             raise ConfigError("mode:=teleop and record:=true need the teleop recorder node, which this version does "
                               "not have yet (README, Limitations); use `farl demos` to record scripted demos")
-        if self.camera == "sim" and self.robot != "sim":
-            raise ConfigError(f"camera:=sim films franky-sim's scene: with a real robot (robot:={self.robot}) use "
-                              "camera:=realsense or camera:=topics")
-        if self.camera != "sim" and self.robot == "sim":
+        if self.camera in ("sim", "ground-truth") and self.robot != "sim":
+            raise ConfigError(f"camera:={self.camera} comes from franky-sim's scene: with a real robot "
+                              f"(robot:={self.robot}) use camera:=realsense or camera:=topics")
+        if self.camera not in ("sim", "ground-truth") and self.robot == "sim":
             raise ConfigError(f"camera:={self.camera} with robot:=sim: a real camera cannot see the simulated scene; "
-                              "use camera:=sim")
+                              "use camera:=sim (or ground-truth)")
         if not self.task_policy:
             raise ConfigError(f"mode:={self.mode} needs task_policy:=DIR (a `farl train` output directory)")
         if bool(self.recovery_policy) != bool(self.world_model):
@@ -104,9 +105,10 @@ def graph_nodes(args: GraphArgs) -> list[GraphNode]:
     checkpoints = {"task_policy": args.task_policy, "recovery_policy": args.recovery_policy,
                    "world_model": args.world_model}
     config = str(args.config.resolve())
-    nodes = [
+    nodes = [] if args.camera == "ground-truth" else [
         GraphNode("farl_perception", "perception_node", "farl_perception.perception_node", "farl_perception",
-                  {"farl_perception": {**common, "task": args.task}}),
+                  {"farl_perception": {**common, "task": args.task}})]
+    nodes += [
         GraphNode("farl", "policy_node", "farl.policy_node", "farl_policy",
                   {"farl_policy": {**common, **checkpoints, "task": args.task, "mode": args.mode,
                                    "num_episodes": args.episodes, "out": str(out), "seed": args.seed,
@@ -118,7 +120,7 @@ def graph_nodes(args: GraphArgs) -> list[GraphNode]:
     if args.robot == "sim":
         nodes.append(GraphNode("farl_sim", "sim_world_node", "farl_sim.franka_scenes.sim_world_node", None,
                                {"farl_bridge": {**common, "robot": "sim", "stats_file": args.bridge_stats},
-                                "farl_scene": {**common, "task": args.task, "seed": args.seed, "camera": "sim"}}))
+                                "farl_scene": {**common, "task": args.task, "seed": args.seed, "camera": args.camera}}))
     else:
         nodes.append(GraphNode("farl_control", "bridge_node", "farl_control.bridge_node", "farl_bridge",
                                {"farl_bridge": {"robot": args.robot, "stats_file": args.bridge_stats}}))

@@ -181,6 +181,9 @@ class PolicyNode(Node):
     def _check_inputs(self) -> None:
         """Wall-clock liveness of the bridge: report its loss once (the arm holds: no command reaches it)."""
         silent = time.monotonic() - self._state_seen
+        if self._between == "resetting":  # the bridge is busy homing the arm: its reset answer says how it went
+            self._state_seen = time.monotonic()
+            return
         if self._state is not None and silent > INPUT_SILENCE_S and not self._bridge_lost and self._between != "done":
             self._bridge_lost = True
             self.get_logger().error(f"no /farl/robot_state for {silent:.1f} s: the bridge is down or unreachable; "

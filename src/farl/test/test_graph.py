@@ -36,6 +36,12 @@ def test_sim_graph_is_the_world_process_plus_perception_policy_and_shield(args: 
     assert "-r" not in ros_arguments(world, CONFIG, path)  # a remap would rename both of its nodes
 
 
+def test_ground_truth_objects_replace_perception_in_simulation(args: GraphArgs) -> None:
+    nodes = graph_nodes(replace(args, camera="ground-truth"))
+    assert "perception_node" not in [n.executable for n in nodes]
+    assert nodes[-1].sections["farl_scene"]["camera"] == "ground-truth"
+
+
 def test_a_real_robot_graph_runs_the_bridge_alone_on_the_wall_clock(args: GraphArgs) -> None:
     nodes = graph_nodes(replace(args, robot="172.16.0.2", camera="realsense"))
     executables = [n.executable for n in nodes]
@@ -47,7 +53,7 @@ def test_a_real_robot_graph_runs_the_bridge_alone_on_the_wall_clock(args: GraphA
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"robot": "172.16.0.2"}, "camera:=sim films franky-sim"),
+    ({"robot": "172.16.0.2"}, "camera:=sim comes from franky-sim"),
     ({"camera": "realsense"}, "cannot see the simulated scene"),
     ({"mode": "teleop"}, "teleop recorder"),
     ({"record": True}, "teleop recorder"),

@@ -75,7 +75,9 @@ class BridgeNode(Node):
         self._state = self.create_publisher(RobotState, "/farl/robot_state", RELIABLE_LATEST)
         self.create_timer(1.0 / self.config.state_rate_hz, self._publish_state,
                           callback_group=MutuallyExclusiveCallbackGroup())
-        if self.bridge.server is not None:  # franky-sim: the graph runs on its clock
+        # franky-sim with use_sim_time: the graph runs on the robot's clock, and state is stamped with it exactly
+        self._on_robot_clock = self.bridge.server is not None and bool(self.get_parameter("use_sim_time").value)
+        if self.bridge.server is not None:  # franky-sim: /clock for whoever runs on simulated time
             self._clock_publisher = self.create_publisher(ClockMsg, "/clock", RELIABLE_LATEST)
             self.create_timer(1.0 / CLOCK_RATE_HZ, self._publish_clock, callback_group=MutuallyExclusiveCallbackGroup(),
                               clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -129,7 +131,7 @@ class BridgeNode(Node):
     def _publish_state(self) -> None:
         try:
             sample = self.bridge.state()
-            stamp = self.bridge.robot_time() if self.bridge.server is not None else self._now()
+            stamp = self.bridge.robot_time() if self._on_robot_clock else self._now()
         except RobotError as exc:  # connection lost: the error flags of the last state say so
             if not self._down.is_set():
                 self._down.set()

@@ -19,7 +19,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.node import Node
 
 from farl_core.config import node_parameters
-from farl_core.errors import FarlError
+from farl_core.errors import ConfigError, FarlError
 
 
 def read_parameters(node: Node, own: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -31,6 +31,14 @@ def read_parameters(node: Node, own: dict[str, Any]) -> tuple[dict[str, Any], di
             node.declare_parameter(name, default)
     values = node_parameters({name: p.value for name, p in node.get_parameters_by_prefix("").items()})
     return {name: values.pop(name) for name in own}, values
+
+
+def read_own_parameters(node: Node, own: dict[str, Any]) -> dict[str, Any]:
+    """A node whose parameters are all its own (`own`, with defaults): any other key is the CLI's one-line error."""
+    values, rest = read_parameters(node, own)
+    if rest:
+        raise ConfigError(f"node {node.get_name()}.{sorted(rest)[0]}: unknown key (expected one of: {', '.join(own)})")
+    return values
 
 
 @dataclass

@@ -35,7 +35,7 @@ from farl_core.checkpoint import load_checkpoint
 from farl_core.config import from_mapping, read_yaml, section_parameters
 from farl_core.errors import ConfigError, FarlError
 from farl_core.franka_tasks import get_franka_task
-from farl_core.run_node import Process, read_parameters, run
+from farl_core.run_node import Process, read_own_parameters, run
 from farl_interfaces.msg import Action, SafetyVerdict
 from farl_policy.gaussian import GaussianPolicy
 from farl_safety.safety_critic import SafetyCritic, SafetyCriticConfig
@@ -73,9 +73,7 @@ def shield_settings(config_file: str) -> ShieldSettings:
 class ShieldNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE, automatically_declare_parameters_from_overrides=True)
-        own, rest = read_parameters(self, NODE_PARAMETERS)
-        if rest:
-            raise ConfigError(f"node {NODE}.{sorted(rest)[0]}: unknown key (expected one of: {', '.join(own)})")
+        own = read_own_parameters(self, NODE_PARAMETERS)
         task = get_franka_task(own["task"])
         self.spec = task.spec
         self.shield: Shield | None = None

@@ -13,8 +13,9 @@ node is the person of the paper's protocol and the RealSense driver:
   `use_sim_time`), so the real perception node runs on it unchanged.  Rendering happens in a thread
   of its own (the renderer's OpenGL context belongs to one thread).
 
-Parameters (section `farl_scene`): task, seed, camera (`sim`: publish the camera; `none`: perception
-reads ground truth elsewhere or not at all), camera_rate_hz, camera_namespace.  The bridge reads
+Parameters (section `farl_scene`): task, seed, camera (`sim`: publish the camera for perception;
+`ground-truth`: publish /farl/objects from the simulator instead, no perception node, as `farl run
+--camera ground-truth`; `none`), camera_rate_hz, camera_namespace.  The bridge reads
 `farl_bridge` as on hardware; its `robot` must be `sim`.
 """
 
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Vector3
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -36,14 +40,17 @@ from farl_control.config import BridgeConfig
 from farl_control.scheduling import prefer_simulated_robot
 from farl_core.errors import ConfigError, FarlError
 from farl_core.message_time import stamp_seconds
-from farl_core.run_node import Process, read_parameters, run
-from farl_interfaces.msg import EpisodeEvent
+from farl_core.run_node import Process, read_own_parameters, run
+from farl_interfaces.msg import EpisodeEvent, ObjectArray, ObjectState
 from farl_perception.bag_source import frame_messages
+from farl_perception.object_messages import MessageTypes, to_object_array_msg
 from farl_perception.ros_image import DEFAULT_NAMESPACE, camera_topics
 from farl_sim.franka_scenes.scenes import make_franka_scene
-from farl_sim.franka_scenes.sim_source import SceneCamera
+from farl_sim.franka_scenes.sim_source import GroundTruthObjects, SceneCamera
 from farl_sim.franka_scenes.simulated_human import SimulatedHuman
 
+CAMERAS = ("sim", "ground-truth", "none")
+"""sim: publish the D435 for perception; ground-truth: publish /farl/objects from the simulator, no perception."""
 NODE = "farl_scene"
 PROCESS = "farl_sim_world"
 NODE_PARAMETERS = {"task": "fragile-push-wall", "seed": 0, "camera": "sim", "camera_rate_hz": 5.0,
@@ -52,6 +59,7 @@ EPISODES = "/farl/episode"
 EVENTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 CAMERA_FRAME = "camera_color_optical_frame"
 SOURCE = "sim_human"
+OBJECT_MESSAGES = MessageTypes(ObjectArray, ObjectState, Header, Time, Point, Vector3)
 
 
 class SceneNode(Node):
@@ -59,15 +67,13 @@ class SceneNode(Node):
 
     def __init__(self) -> None:
         super().__init__(NODE, automatically_declare_parameters_from_overrides=True)
-        own, rest = read_parameters(self, NODE_PARAMETERS)
-        if rest:
-            raise ConfigError(f"node {NODE}.{sorted(rest)[0]}: unknown key (expected one of: {', '.join(own)})")
-        if own["camera"] not in ("sim", "none"):
-            raise ConfigError(f"node {NODE}.camera: '{own['camera']}' is not sim or none")
+        own = read_own_parameters(self, NODE_PARAMETERS)
+        if own["camera"] not in CAMERAS:
+            raise ConfigError(f"node {NODE}.camera: '{own['camera']}' is not one of {', '.join(CAMERAS)}")
         if not own["camera_rate_hz"] > 0:
             raise ConfigError(f"node {NODE}.camera_rate_hz: must be > 0, got {own['camera_rate_hz']}")
         self.scene = make_franka_scene(own["task"])
-        self._seed, self._camera_on = int(own["seed"]), own["camera"] == "sim"
+        self._seed, self._camera = int(own["seed"]), own["camera"]
         self._period = 1.0 / float(own["camera_rate_hz"])
         self._topics = camera_topics(own["camera_namespace"])
         self.human: SimulatedHuman | None = None
@@ -84,7 +90,11 @@ class SceneNode(Node):
         self.create_subscription(EpisodeEvent, EPISODES, self._on_event, EVENTS_QOS,
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(0.2, self._disturb, callback_group=MutuallyExclusiveCallbackGroup())
-        if self._camera_on:
+        if self._camera == "ground-truth":
+            self._truth = GroundTruthObjects(self.scene, bridge.server)
+            self._objects = self.create_publisher(ObjectArray, "/farl/objects", EVENTS_QOS)
+            self.create_timer(self._period, self._publish_truth, callback_group=MutuallyExclusiveCallbackGroup())
+        if self._camera == "sim":
             self._images = {topic: self.create_publisher(kind, topic, qos_profile_sensor_data) for kind, topic in
                             ((Image, self._topics.color), (Image, self._topics.depth), (CameraInfo, self._topics.info))}
             self._camera_thread = threading.Thread(target=self._film, args=(bridge,), daemon=True, name="sim-d435")
@@ -110,6 +120,11 @@ class SceneNode(Node):
     def _disturb(self) -> None:
         if self._running and self.human is not None:
             self.human.during_episode(self._now())
+
+    def _publish_truth(self) -> None:
+        """Ground truth in perception's place, stamped like a frame taken now (`farl run --camera ground-truth`)."""
+        objects = replace(self._truth.step(), stamp=self._now())
+        self._objects.publish(to_object_array_msg(objects, OBJECT_MESSAGES, "base"))
 
     def _film(self, bridge: FrankaBridge) -> None:
         """The camera thread: render at camera_rate_hz (node clock), publish in realsense-ros layout."""
