@@ -447,8 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     graph = verbs.add_parser("bringup", help="the ROS 2 graph of bringup.launch.py in one process (no ros2 launch "
                              "needed), until its episodes are done")
     robot_run_arguments(graph)
-    graph.add_argument("--camera", default="sim", choices=["sim", "realsense", "topics"],
-                       help="sim (the scene's D435), realsense (realsense-ros), topics (already published)")
+    graph.add_argument("--camera", default="sim", choices=["sim", "ground-truth", "realsense", "topics"],
+                       help="sim (the scene's D435), ground-truth (sim states), realsense, topics (already published)")
     graph.add_argument("--wall-clock", action="store_true", help="robot sim: nodes on the wall clock, not /clock")
     graph.set_defaults(func=cmd_bringup)
 
