@@ -30,7 +30,7 @@ ARGUMENTS = {  # name: (default, description)
     "out": ("", "run directory: episodes.csv, checkpoints (rerun to resume)"),
     "episodes": ("10", "episodes to run"),
     "seed": ("0", "seed of the learner and of the simulated human"),
-    "record": ("false", "record a rosbag (needs the teleop recorder: not yet)"),
+    "record": ("false", "record every /farl/* topic, one rosbag (MCAP) per episode, into <out>.bags"),
     "sim_time": ("true", "with robot:=sim, run every node on franky-sim's /clock"),
 }
 

@@ -12,4 +12,5 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=True,
+    entry_points={"console_scripts": ["recorder_node = farl_teleop.recorder_node:main"]},
 )

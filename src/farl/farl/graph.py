@@ -61,9 +61,9 @@ class GraphArgs:
             raise ConfigError(f"mode:={self.mode}: choose one of {', '.join(MODES)}")
         if self.camera not in CAMERAS:
             raise ConfigError(f"camera:={self.camera}: choose one of {', '.join(CAMERAS)}")
-        if self.mode == "teleop" or self.record:
-            raise ConfigError("mode:=teleop and record:=true need the teleop recorder node, which this version does "
-                              "not have yet (README, Limitations); use `farl demos` to record scripted demos")
+        if self.mode == "teleop":
+            raise ConfigError("mode:=teleop needs the teleop device node, which this version does not have yet "
+                              "(README, Limitations); use `farl demos` to record scripted demos")
         if self.camera in ("sim", "ground-truth") and self.robot != "sim":
             raise ConfigError(f"camera:={self.camera} comes from franky-sim's scene: with a real robot "
                               f"(robot:={self.robot}) use camera:=realsense or camera:=topics")
@@ -124,11 +124,21 @@ def graph_nodes(args: GraphArgs) -> list[GraphNode]:
     else:
         nodes.append(GraphNode("farl_control", "bridge_node", "farl_control.bridge_node", "farl_bridge",
                                {"farl_bridge": {"robot": args.robot, "stats_file": args.bridge_stats}}))
+    if args.record:  # online sessions are data too: one bag per episode next to the run directory
+        nodes.append(GraphNode("farl_teleop", "recorder_node", "farl_teleop.recorder_node", "farl_recorder",
+                               {"farl_recorder": {**common, "out": str(bag_folder(args)), "task": args.task,
+                                                  "role": "online", "camera": args.camera != "ground-truth"}}))
     if args.camera == "realsense":  # realsense-ros, D435 colour with depth aligned to it (topics under /camera/camera)
         nodes.append(GraphNode("realsense2_camera", "realsense2_camera_node", "", "camera",
                                {"/camera/camera": {"align_depth.enable": True, "rgb_camera.color_profile": "640x480x30",
                                                    "depth_module.depth_profile": "640x480x30"}}))
     return nodes
+
+
+def bag_folder(args: GraphArgs) -> Path:
+    """Where `record:=true` puts the episode bags: next to the run directory (`<out>.bags`)."""
+    out = Path(args.out).resolve()
+    return out.parent / f"{out.name}.bags"
 
 
 def bringup_file(args: GraphArgs) -> Path:

@@ -42,6 +42,13 @@ def test_ground_truth_objects_replace_perception_in_simulation(args: GraphArgs) 
     assert nodes[-1].sections["farl_scene"]["camera"] == "ground-truth"
 
 
+def test_record_adds_the_recorder_with_its_bag_folder_beside_the_run(args: GraphArgs, tmp_path: Path) -> None:
+    nodes = graph_nodes(replace(args, record=True))
+    recorder = next(n for n in nodes if n.executable == "recorder_node")
+    assert recorder.sections["farl_recorder"]["out"] == str(tmp_path / "run.bags")
+    assert recorder.sections["farl_recorder"]["role"] == "online"
+
+
 def test_a_real_robot_graph_runs_the_bridge_alone_on_the_wall_clock(args: GraphArgs) -> None:
     nodes = graph_nodes(replace(args, robot="172.16.0.2", camera="realsense"))
     executables = [n.executable for n in nodes]
@@ -55,8 +62,7 @@ def test_a_real_robot_graph_runs_the_bridge_alone_on_the_wall_clock(args: GraphA
 @pytest.mark.parametrize(("change", "message"), [
     ({"robot": "172.16.0.2"}, "camera:=sim comes from franky-sim"),
     ({"camera": "realsense"}, "cannot see the simulated scene"),
-    ({"mode": "teleop"}, "teleop recorder"),
-    ({"record": True}, "teleop recorder"),
+    ({"mode": "teleop"}, "teleop device node"),
     ({"task_policy": ""}, "needs task_policy"),
     ({"world_model": ""}, "the shield needs"),
     ({"out": ""}, "out:=DIR"),

@@ -1,0 +1,102 @@
+"""ROS 2 node `farl_recorder`: every /farl/* topic (and optionally the camera) into one rosbag2 per episode.
+
+Raw subscriptions (the serialised bytes as they arrive, no deserialisation) feed `EpisodeBagWriter`;
+/farl/episode decides the episodes: START opens episode N's bag, the policy node's outcome (or an
+operator's ABORT) labels and closes it, so a crash loses at most the episode being recorded.
+Messages between episodes (the reset) are not recorded.  Online sessions are data too: with
+`record:=true` the bringup starts this node next to the policy, role `online`.
+
+Parameters (section `farl_recorder`): out (the bag folder), task, role (task | recovery | failure |
+online), camera (also record the realsense-ros topics), camera_namespace, min_free_gib.
+QoS: as the publishers (reliable for /farl/*, sensor data for the camera); /farl/episode depth 10.
+"""
+
+from __future__ import annotations
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from farl_core.errors import ConfigError, FarlError
+from farl_core.run_node import Process, read_own_parameters, run
+from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState, SafetyVerdict
+from farl_perception.ros_image import DEFAULT_NAMESPACE, camera_topics
+from farl_teleop.episode_bags import ROLES, EpisodeBagWriter
+
+NODE = "farl_recorder"
+NODE_PARAMETERS = {"out": "", "task": "fragile-push-wall", "role": "online", "camera": False,
+                   "camera_namespace": DEFAULT_NAMESPACE, "min_free_gib": 1.0}
+FARL_TOPICS = {"/farl/objects": ObjectArray, "/farl/robot_state": RobotState, "/farl/action/proposed": Action,
+               "/farl/action/command": Action, "/farl/safety": SafetyVerdict, "/farl/episode": EpisodeEvent}
+OUTCOMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.IR_FAILURE: "ir_failure",
+            EpisodeEvent.TIMEOUT: "timeout", EpisodeEvent.ABORT: "aborted"}
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def type_name(kind: type) -> str:
+    """`farl_interfaces/msg/ObjectArray` of an rclpy message class."""
+    module = kind.__module__.split(".")[0]
+    return f"{module}/msg/{kind.__name__}"
+
+
+class RecorderNode(Node):
+    def __init__(self) -> None:
+        super().__init__(NODE, automatically_declare_parameters_from_overrides=True)
+        own = read_own_parameters(self, NODE_PARAMETERS)
+        if not own["out"]:
+            raise ConfigError(f"node {NODE}.out: not set (the folder the episode bags go to)")
+        if own["role"] not in ROLES:
+            raise ConfigError(f"node {NODE}.role: '{own['role']}' is not one of {', '.join(ROLES)}")
+        self.writer = EpisodeBagWriter(own["out"], own["task"], min_free_gib=float(own["min_free_gib"]))
+        self._role = own["role"]
+        self._recording: int | None = None
+        topics = {topic: (kind, RELIABLE) for topic, kind in FARL_TOPICS.items()}
+        if own["camera"]:
+            camera = camera_topics(own["camera_namespace"])
+            topics |= {camera.color: (Image, qos_profile_sensor_data), camera.depth: (Image, qos_profile_sensor_data),
+                       camera.info: (CameraInfo, qos_profile_sensor_data)}
+        for topic, (kind, qos) in topics.items():
+            self.create_subscription(kind, topic, self._keep(topic, type_name(kind)), qos, raw=True)
+        self.create_subscription(EpisodeEvent, "/farl/episode", self._on_event, RELIABLE)
+        self.get_logger().info(f"recording {len(topics)} topics per episode into {own['out']} (role {self._role})")
+
+    def _keep(self, topic: str, msgtype: str):
+        def callback(data: bytes) -> None:
+            if self._recording is not None:
+                self.writer.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
+        return callback
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        try:
+            if msg.event == EpisodeEvent.START and self._recording is None:
+                self.writer.begin(int(msg.episode_index), self._role)
+                self._recording = int(msg.episode_index)
+            elif msg.event in OUTCOMES and self._recording is not None and msg.source == "farl_policy":
+                path = self.writer.finish(OUTCOMES[msg.event])
+                self._recording = None
+                self.get_logger().info(f"episode {msg.episode_index + 1}: {OUTCOMES[msg.event]} -> {path}")
+        except FarlError as exc:  # an existing bag, a full disk: say it, record nothing until the next start
+            self.get_logger().error(str(exc))
+            self._recording = None
+
+    def close(self) -> None:
+        """Ctrl-C mid-episode: that episode's recording is dropped (it has no outcome); finished ones stay."""
+        self.writer.abandon()
+
+
+def process() -> Process:
+    nodes: list[RecorderNode] = []
+
+    def build() -> list[Node]:
+        nodes.append(RecorderNode())
+        return list(nodes)
+
+    def close() -> None:
+        for node in nodes:
+            node.close()
+
+    return Process(NODE, build, close, threads=1)
+
+
+def main(args: list[str] | None = None) -> None:
+    run(process(), args)
