@@ -13,6 +13,7 @@ One graph, one test, in stages (starting it costs a minute on a loaded 2-core ma
   2. the shield process is killed mid-episode: no command reaches the bridge after it, and the arm
      stops within the watchdog time;
   3. the simulated world (the bridge) is killed: perception and the policy keep running and report it.
+The recorder (record:=true) runs too: its bags of stage 1 become a dataset (`farl data build`).
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import Trigger
 
-from farl.graph import GraphArgs, graph_nodes, ros_arguments, write_bringup_parameters
+from farl.data_build import build_dataset, episode_transitions, read_bag
+from farl.graph import GraphArgs, bag_folder, graph_nodes, ros_arguments, write_bringup_parameters
 from farl_control.config import BridgeConfig
+from farl_core.datasets import load_dataset
 from farl_core.franka_tasks import get_franka_task
 from farl_core.message_time import stamp_key, stamp_seconds
 from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState, SafetyVerdict
 from farl_interfaces.srv import LoadCheckpoint, SaveCheckpoint
 from farl_policy.gaussian import GaussianPolicy
+from farl_teleop.episode_bags import finished_episodes, read_label
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = REPO / "checkpoints" / "franka" / "bounded-soccer" / "pretrain"
@@ -108,11 +112,13 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
         start_node, ros_context, shipped_config: Path, tmp_path: Path) -> None:
     args = GraphArgs(task="bounded-soccer", mode="finetune", config=shipped_config,
                      task_policy=str(CHECKPOINTS / "task_policy"), recovery_policy=str(CHECKPOINTS / "recovery_policy"),
-                     world_model=str(CHECKPOINTS / "world_model"), out=str(tmp_path / "run"), episodes=4)
+                     world_model=str(CHECKPOINTS / "world_model"), out=str(tmp_path / "run"), episodes=4,
+                     record=True)
     nodes = graph_nodes(args)
+    next(n for n in nodes if n.executable == "recorder_node").sections["farl_recorder"]["camera"] = False  # lighter
     bringup = write_bringup_parameters(args, nodes)
     processes = {n.executable: start_node(n.executable, *ros_arguments(n, shipped_config, bringup)) for n in nodes}
-    assert set(processes) == {"sim_world_node", "perception_node", "policy_node", "shield_node"}
+    assert set(processes) == {"sim_world_node", "perception_node", "policy_node", "shield_node", "recorder_node"}
 
     def logs() -> str:
         return "\n".join(f"--- {name}\n{p.output()[-3000:]}" for name, p in processes.items())
@@ -148,6 +154,21 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
             rows = list(csv.DictReader(f))
         assert [r["outcome"] for r in rows] == announced[:len(rows)] and len(rows) >= 2, (rows, announced)
         assert all(int(r["length"]) > 5 for r in rows), rows
+
+        # the recorder's bags of those episodes: labelled, and a dataset whose observations the task monitor
+        # rebuilt from the recorded objects and robot state as the policy node saw them
+        bags = finished_episodes(bag_folder(args))
+        assert [read_label(b).outcome for b in bags][:len(rows)] == [r["outcome"] for r in rows], bags
+        assert {read_label(b).role for b in bags} == {"online"}
+        label, messages = read_bag(bags[0])
+        steps = episode_transitions(get_franka_task("bounded-soccer"), label, messages)
+        assert steps is not None and len(steps) > 5
+        acted_on = np.array([m.observation for _, m in messages["/farl/action/command"]][:len(steps)])
+        assert np.abs(steps.obs - acted_on).max() < 0.05, np.abs(steps.obs - acted_on).max(axis=0)
+        assert steps.terminated[-1] == (label.outcome in ("success", "ir_failure"))
+        dataset, episodes_built, _ = build_dataset(bags[:len(rows)], "bounded-soccer", tmp_path / "online-data")
+        assert episodes_built == len([r for r in rows if r["outcome"] != "aborted"])
+        assert load_dataset(dataset, get_franka_task("bounded-soccer").spec)[0].obs.shape[1] == steps.obs.shape[1]
 
         # services: the policy's checkpoints (never overwritten unasked, another task's refused), the bridge's recover
         saved = tmp_path / "saved_policy"

@@ -206,6 +206,29 @@ def cmd_bringup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_build(args: argparse.Namespace) -> int:
+    """Episode bags -> a Minari dataset (data_build.py)."""
+    from farl.data_build import build_dataset
+
+    path, episodes, steps = build_dataset([Path(p) for p in args.bags], args.task, Path(args.out), role=args.role,
+                                          overwrite=args.overwrite)
+    print(f"{path}: {episodes} episodes, {steps} steps")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    """What each episode bag holds: role, outcome, duration, messages per topic, the longest gap."""
+    from farl.data_build import bag_paths, bag_summary
+
+    for path in bag_paths([Path(p) for p in args.bags]):
+        info = bag_summary(path)
+        print(f"{path}: {info.label.task} episode {info.label.episode}, role {info.label.role}, outcome "
+              f"{info.label.outcome}, {info.duration_s:.1f} s")
+        for topic, count in sorted(info.counts.items()):
+            print(f"  {topic}: {count} messages, longest gap {info.max_gap_s[topic]:.2f} s")
+    return 0
+
+
 def cmd_bench_failurebench(args: argparse.Namespace) -> int:
     from farl.benchmark.config import FailureBenchConfig
     from farl.benchmark.grid import run_grid
@@ -451,6 +474,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sim (the scene's D435), ground-truth (sim states), realsense, topics (already published)")
     graph.add_argument("--wall-clock", action="store_true", help="robot sim: nodes on the wall clock, not /clock")
     graph.set_defaults(func=cmd_bringup)
+
+    data = verbs.add_parser("data", help="recorded episode bags: inspect them, build datasets from them")
+    data_verbs = data.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    build = data_verbs.add_parser("build", help="episode bags (or folders of them) -> a Minari dataset")
+    build.add_argument("bags", nargs="+", help="episode bags or folders of them (the recorder's <out>.bags)")
+    build.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
+    build.add_argument("--out", required=True, help="Minari dataset folder to create")
+    build.add_argument("--role", choices=["task", "recovery", "failure", "online"], help="only episodes of this role")
+    build.add_argument("--overwrite", action="store_true")
+    build.set_defaults(func=cmd_data_build)
+    info = data_verbs.add_parser("info", help="episodes, roles, outcomes, duration, topics and gaps of bags")
+    info.add_argument("bags", nargs="+")
+    info.set_defaults(func=cmd_data_info)
 
     robot = verbs.add_parser("robot", help="the Franka bridge")
     robot_verbs = robot.add_subparsers(dest="robot_verb", required=True, metavar="ACTION")

@@ -69,9 +69,13 @@ NODE_PARAMETERS = {"task": "fragile-push-wall", "mode": "deploy", "num_episodes"
                    "config_file": ""}
 RELIABLE_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 EVENTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-INPUT_SILENCE_S = 2.0
+INPUT_SILENCE_S = 5.0
 """Wall seconds without robot state before the node reports the bridge lost (on a steady clock: under
 franky-sim the bridge is also the clock, and simulated time stops with it)."""
+STARTUP_SILENCE_S = 60.0
+"""Wall seconds after start without any robot state before the node says so."""
+RESET_ANSWER_S = 60.0
+"""Wall seconds to wait for the bridge's reset answer before asking again (a reset is seconds of motion)."""
 RESET_REPEAT_S = 2.0
 """RESET is said again this often until a START answers (a scene node or console that joined late)."""
 
@@ -140,6 +144,8 @@ class PolicyNode(Node):
         self._started = 0.0
         self._between = "reset"      # reset (call the bridge) | resetting | waiting (for START) | running | done
         self._reset_said = -math.inf
+        self._reset_sent = 0.0
+        self._reset_future = None
         group = MutuallyExclusiveCallbackGroup()  # the loop's state is touched by one callback at a time
         qos = RELIABLE_LATEST
         self.create_subscription(ObjectArray, "/farl/objects", self._on_objects, qos, callback_group=group)
@@ -181,9 +187,15 @@ class PolicyNode(Node):
     def _check_inputs(self) -> None:
         """Wall-clock liveness of the bridge: report its loss once (the arm holds: no command reaches it)."""
         silent = time.monotonic() - self._state_seen
-        if self._between == "resetting":  # the bridge is busy homing the arm: its reset answer says how it went
+        if self._between in ("reset", "resetting", "waiting", "done") and self._state is not None:
+            # between episodes the bridge is busy homing the arm (its state can pause for seconds, seen
+            # under load): the reset's answer says how that went; silence counts from the episode's start
             self._state_seen = time.monotonic()
             return
+        if self._state is None and silent > STARTUP_SILENCE_S and not self._bridge_lost:
+            self._bridge_lost = True  # (said once)
+            self.get_logger().error(f"no /farl/robot_state {silent:.0f} s after start: is the bridge running (with "
+                                    "robot:=sim, is /clock published)?")
         if self._state is not None and silent > INPUT_SILENCE_S and not self._bridge_lost and self._between != "done":
             self._bridge_lost = True
             self.get_logger().error(f"no /farl/robot_state for {silent:.1f} s: the bridge is down or unreachable; "
@@ -291,12 +303,20 @@ class PolicyNode(Node):
             self._tick()
         elif self._between == "reset" and self._reset.service_is_ready():
             self._between = "resetting"
-            self._reset.call_async(Trigger.Request()).add_done_callback(self._on_reset)
+            self._reset_sent = time.monotonic()
+            self._reset_future = self._reset.call_async(Trigger.Request())
+            self._reset_future.add_done_callback(self._on_reset)
+        elif self._between == "resetting" and time.monotonic() - self._reset_sent > RESET_ANSWER_S:
+            # a request sent as the service was being discovered can be lost: ask again (homing is idempotent)
+            self.get_logger().warning(f"no answer from /farl_bridge/reset in {RESET_ANSWER_S:.0f} s; asking again")
+            self._between = "reset"
         elif self._between == "waiting" and now - self._reset_said > RESET_REPEAT_S:
             self._say(EpisodeEvent.RESET, "arm at home: reset the scene and start")
             self._reset_said = now
 
     def _on_reset(self, future) -> None:
+        if future is not self._reset_future or self._between != "resetting":
+            return  # the answer to a request already given up on
         answer = future.result()
         if answer is None or not answer.success:
             reason = answer.message if answer is not None else "no answer"

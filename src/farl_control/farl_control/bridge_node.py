@@ -132,19 +132,23 @@ class BridgeNode(Node):
         try:
             sample = self.bridge.state()
             stamp = self.bridge.robot_time() if self._on_robot_clock else self._now()
-        except RobotError as exc:  # connection lost: the error flags of the last state say so
-            if not self._down.is_set():
-                self._down.set()
-                self.get_logger().error(f"robot error: {exc}")
+        except RobotError as exc:  # connection lost: the subscribers see the state stop
+            self._lost(exc)
             return
         self._state.publish(fill_robot_state(RobotState(), sample, stamp, self._frame_id, Time))
 
     def _publish_clock(self) -> None:
         try:
             now = self.bridge.robot_time()
-        except RobotError:
+        except RobotError as exc:  # without /clock the sim-time timers stop too: say it here, once
+            self._lost(exc)
             return
         self._clock_publisher.publish(ClockMsg(clock=to_stamp(now, Time)))
+
+    def _lost(self, exc: RobotError) -> None:
+        if not self._down.is_set():
+            self._down.set()
+            self.get_logger().error(f"robot error: {exc}")
 
     def _now(self) -> float:
         return stamp_seconds(self.get_clock().now().to_msg())

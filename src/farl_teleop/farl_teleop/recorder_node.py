@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image
 
 from farl_core.errors import ConfigError, FarlError
@@ -28,6 +29,7 @@ NODE_PARAMETERS = {"out": "", "task": "fragile-push-wall", "role": "online", "ca
                    "camera_namespace": DEFAULT_NAMESPACE, "min_free_gib": 1.0}
 FARL_TOPICS = {"/farl/objects": ObjectArray, "/farl/robot_state": RobotState, "/farl/action/proposed": Action,
                "/farl/action/command": Action, "/farl/safety": SafetyVerdict, "/farl/episode": EpisodeEvent}
+EPISODES = "/farl/episode"  # recorded by its typed callback: the START that opens a bag must be in it
 OUTCOMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.IR_FAILURE: "ir_failure",
             EpisodeEvent.TIMEOUT: "timeout", EpisodeEvent.ABORT: "aborted"}
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -50,14 +52,14 @@ class RecorderNode(Node):
         self.writer = EpisodeBagWriter(own["out"], own["task"], min_free_gib=float(own["min_free_gib"]))
         self._role = own["role"]
         self._recording: int | None = None
-        topics = {topic: (kind, RELIABLE) for topic, kind in FARL_TOPICS.items()}
+        topics = {topic: (kind, RELIABLE) for topic, kind in FARL_TOPICS.items() if topic != EPISODES}
         if own["camera"]:
             camera = camera_topics(own["camera_namespace"])
             topics |= {camera.color: (Image, qos_profile_sensor_data), camera.depth: (Image, qos_profile_sensor_data),
                        camera.info: (CameraInfo, qos_profile_sensor_data)}
         for topic, (kind, qos) in topics.items():
             self.create_subscription(kind, topic, self._keep(topic, type_name(kind)), qos, raw=True)
-        self.create_subscription(EpisodeEvent, "/farl/episode", self._on_event, RELIABLE)
+        self.create_subscription(EpisodeEvent, EPISODES, self._on_event, RELIABLE)
         self.get_logger().info(f"recording {len(topics)} topics per episode into {own['out']} (role {self._role})")
 
     def _keep(self, topic: str, msgtype: str):
@@ -71,7 +73,11 @@ class RecorderNode(Node):
             if msg.event == EpisodeEvent.START and self._recording is None:
                 self.writer.begin(int(msg.episode_index), self._role)
                 self._recording = int(msg.episode_index)
-            elif msg.event in OUTCOMES and self._recording is not None and msg.source == "farl_policy":
+            if self._recording is None:
+                return
+            self.writer.write(EPISODES, type_name(EpisodeEvent), self.get_clock().now().nanoseconds,
+                              serialize_message(msg))
+            if msg.event in OUTCOMES and msg.source == "farl_policy":
                 path = self.writer.finish(OUTCOMES[msg.event])
                 self._recording = None
                 self.get_logger().info(f"episode {msg.episode_index + 1}: {OUTCOMES[msg.event]} -> {path}")

@@ -45,6 +45,7 @@ from farl_interfaces.msg import EpisodeEvent, ObjectArray, ObjectState
 from farl_perception.bag_source import frame_messages
 from farl_perception.object_messages import MessageTypes, to_object_array_msg
 from farl_perception.ros_image import DEFAULT_NAMESPACE, camera_topics
+from farl_sim.franka_scenes.camera import load_torch_compiler_before_gl
 from farl_sim.franka_scenes.scenes import make_franka_scene
 from farl_sim.franka_scenes.sim_source import GroundTruthObjects, SceneCamera
 from farl_sim.franka_scenes.simulated_human import SimulatedHuman
@@ -164,6 +165,9 @@ def process() -> Process:
 
     def build() -> list[Node]:
         prefer_simulated_robot()  # before franky-sim's threads start (scheduling.py says why)
+        # The camera thread's first render would import torch's compiler (camera.py): seconds of dlopen under
+        # the GIL, which starve franky-sim's loop until libfranka drops the connection. Do it before it starts.
+        load_torch_compiler_before_gl()
         scene = SceneNode()
         built.append(scene)
 

@@ -1,0 +1,166 @@
+"""`farl data build` / `farl data info`: episode bags (the recorder's) into a Minari dataset, and what a bag holds.
+
+A training step is a control tick, and a tick is a command on /farl/action/command (the executed,
+shielded or teleoperated action, normalised, stamped with its tick).  For each command the task
+monitor rebuilds the observation from what the robot loop had at that moment: the latest
+/farl/objects and /farl/robot_state received before the command, towards the goal the episode's
+START announced, exactly as the policy node does live; the reward and cost of step k come from the
+monitor at tick k + 1 (the task's pure rules, franka_tasks.py), and the last step ends on the bag's
+outcome: success or IR failure terminate, a timeout truncates.  Aborted episodes are not learned
+from and are skipped, as are unfinished recordings (`.partial`: the recorder died mid-episode),
+with a one-line warning.  A tick whose inputs the monitor finds unusable cuts the episode there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.rosbag2 import Reader
+
+from farl_control.state_messages import robot_state_from_msg
+from farl_core.datasets import save_dataset
+from farl_core.errors import FarlError
+from farl_core.franka_tasks import FrankaTask, get_franka_task
+from farl_core.message_time import stamp_seconds
+from farl_core.task_monitor import MonitorConfig, TaskMonitor
+from farl_core.transitions import Transitions
+from farl_perception.object_messages import from_object_array_msg
+from farl_teleop.episode_bags import BagError, EpisodeLabel, farl_typestore, finished_episodes, read_label
+
+log = logging.getLogger(__name__)
+
+NEEDED = ("/farl/objects", "/farl/robot_state", "/farl/action/command")
+TERMINAL = ("success", "ir_failure")
+
+
+@dataclass(frozen=True)
+class BagSummary:
+    """`farl data info` of one bag."""
+
+    path: Path
+    label: EpisodeLabel
+    duration_s: float
+    counts: dict[str, int]
+    max_gap_s: dict[str, float]        # the longest silence of each topic
+
+
+def bag_paths(inputs: Iterable[Path]) -> list[Path]:
+    """Episode bags from bags and folders of bags; unfinished recordings are skipped with a warning."""
+    paths: list[Path] = []
+    for path in map(Path, inputs):
+        if (path / "metadata.yaml").is_file():
+            paths.append(path)
+        elif path.is_dir():
+            for partial in sorted(path.glob(".episode_*.partial")):
+                log.warning("%s: an unfinished recording (the recorder stopped mid-episode), skipped", partial)
+            paths += finished_episodes(path)
+        else:
+            raise BagError(f"{path}: neither an episode bag nor a folder of them")
+    if not paths:
+        raise BagError("no finished episode bag found: record some with the recorder (record:=true)")
+    return paths
+
+
+def read_bag(path: Path) -> tuple[EpisodeLabel, dict[str, list[tuple[int, Any]]]]:
+    """The label and the deserialised messages of a bag, per topic, with their receive times (ns)."""
+    label = read_label(path)
+    typestore = farl_typestore()
+    messages: dict[str, list[tuple[int, Any]]] = {}
+    try:
+        with Reader(path) as reader:
+            for connection, stamp, data in reader.messages():
+                if connection.topic.startswith("/farl/"):
+                    messages.setdefault(connection.topic, []).append(
+                        (stamp, typestore.deserialize_cdr(data, connection.msgtype)))
+    except FarlError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (rosbags and its MCAP reader raise many types for damaged bytes)
+        raise BagError(f"{path}: damaged bag ({type(exc).__name__}: {exc}); the other episodes can still be built "
+                       "(pass them without this one)") from None
+    missing = [topic for topic in NEEDED if not messages.get(topic)]
+    if missing:
+        raise BagError(f"{path}: no {', '.join(missing)} in the bag; record with the FARL recorder (record:=true)")
+    return label, messages
+
+
+def episode_transitions(task: FrankaTask, label: EpisodeLabel, messages: dict[str, list[tuple[int, Any]]],
+                        monitor_config: MonitorConfig | None = None) -> Transitions | None:
+    """The steps of one recorded episode (None if nothing usable)."""
+    starts = [m for _, m in messages.get("/farl/episode", []) if m.event == 0 and len(m.goal) >= 2]
+    goal = np.asarray(starts[0].goal, dtype=float) if starts else np.asarray(task.geometry.goal_region.centre)
+    monitor = TaskMonitor(task, monitor_config or MonitorConfig())
+    monitor.reset(goal)
+    objects, states = messages["/farl/objects"], messages["/farl/robot_state"]
+    steps = []  # (observation, action, reward, cost) at each command's tick
+    i = j = 0
+    latest_objects = latest_state = None
+    for received, command in messages["/farl/action/command"]:
+        while i < len(objects) and objects[i][0] <= received:
+            latest_objects = from_object_array_msg(objects[i][1])
+            i += 1
+        while j < len(states) and states[j][0] <= received:
+            latest_state = robot_state_from_msg(states[j][1])[1]
+            j += 1
+        if latest_objects is None or latest_state is None:
+            continue
+        step = monitor.step(latest_objects, latest_state, stamp_seconds(command.header.stamp))
+        if not step.usable:
+            break  # the episode is cut at an unusable tick, as the agent cuts its trajectory
+        steps.append((step.observation, np.asarray(command.delta, dtype=np.float32), step.reward, step.cost))
+    if len(steps) < 2:
+        return None
+    obs = np.stack([s[0] for s in steps[:-1]])
+    next_obs = np.stack([s[0] for s in steps[1:]])
+    terminated = np.zeros(len(obs), dtype=bool)
+    truncated = np.zeros(len(obs), dtype=bool)
+    (terminated if label.outcome in TERMINAL else truncated)[-1] = True
+    cost = np.array([s[3] for s in steps[1:]], dtype=np.float32)
+    if label.outcome == "ir_failure":
+        cost[-1] = 1.0  # a failure the operator marked counts even where the monitor saw none
+    return Transitions(obs=obs.astype(np.float32), act=np.stack([s[1] for s in steps[:-1]]),
+                       rew=np.array([s[2] for s in steps[1:]], dtype=np.float32), next_obs=next_obs.astype(np.float32),
+                       terminated=terminated, truncated=truncated, cost=cost)
+
+
+def build_dataset(inputs: Iterable[Path], task_name: str, out: Path, role: str | None = None,
+                  overwrite: bool = False) -> tuple[Path, int, int]:
+    """Bags -> one Minari dataset of role `role` (default: the bags' one role); (path, episodes, steps)."""
+    task = get_franka_task(task_name)
+    parts, roles = [], set()
+    for path in bag_paths(inputs):
+        if read_label(path).task != task.name:
+            raise BagError(f"{path}: a bag of task '{read_label(path).task}', not '{task.name}' (build each task "
+                           "apart)")
+        label, messages = read_bag(path)
+        if label.outcome == "aborted" or (role is not None and label.role != role):
+            continue
+        transitions = episode_transitions(task, label, messages)
+        if transitions is not None:
+            parts.append(transitions)
+            roles.add(label.role)
+    if not parts:
+        raise BagError(f"no usable episode{' of role ' + role if role else ''} in the bags")
+    if len(roles) > 1:
+        raise BagError(f"the bags mix roles {sorted(roles)}: pass --role to build one dataset per role")
+    data = Transitions.concat(parts)
+    recorded = roles.pop()
+    label = "task" if recorded == "online" else recorded  # online sessions are the task policy's experience
+    path = save_dataset(data, out, task.spec, label=label, description=f"{len(parts)} recorded {recorded} episodes",
+                        overwrite=overwrite)
+    return path, len(parts), len(data)
+
+
+def bag_summary(path: Path) -> BagSummary:
+    label, messages = read_label(path), {}
+    with Reader(path) as reader:
+        duration = reader.duration / 1e9
+        for connection, stamp, _ in reader.messages():
+            messages.setdefault(connection.topic, []).append(stamp)
+    gaps = {topic: float(np.max(np.diff(stamps)) / 1e9) if len(stamps) > 1 else float("nan")
+            for topic, stamps in messages.items()}
+    return BagSummary(path, label, duration, {t: len(s) for t, s in messages.items()}, gaps)
