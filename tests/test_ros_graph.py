@@ -157,6 +157,8 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
 
         # the recorder's bags of those episodes: labelled, and a dataset whose observations the task monitor
         # rebuilt from the recorded objects and robot state as the policy node saw them
+        probe.spin_until(lambda: len(finished_episodes(bag_folder(args))) >= len(rows), 60.0,
+                         "the recorder closing the finished episodes' bags", logs)  # it hears the outcome too
         bags = finished_episodes(bag_folder(args))
         assert [read_label(b).outcome for b in bags][:len(rows)] == [r["outcome"] for r in rows], bags
         assert {read_label(b).role for b in bags} == {"online"}
