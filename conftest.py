@@ -41,7 +41,8 @@ class NodeProcess:
         self.process = subprocess.Popen(command, stdout=self._out, stderr=subprocess.STDOUT, cwd=REPO)
 
     def output(self) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.log.read_text(errors="replace")
 
     def interrupt(self, timeout_s: float = 20.0) -> int:

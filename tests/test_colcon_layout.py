@@ -9,7 +9,6 @@ the ament_python packages only.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -76,11 +75,21 @@ def test_farl_installs_cli_launch_and_config(installed: Path, repo_root: Path) -
     assert script.is_file() and os.access(script, os.X_OK)
 
 
-def test_every_node_of_the_launch_file_is_installed_where_ros2_run_looks(installed: Path, repo_root: Path) -> None:
-    launch = (repo_root / "launch" / "bringup.launch.py").read_text()
-    nodes = re.findall(r'\("(farl_\w+)", "(\w+_node)", "\w+"\)', launch)
-    assert ("farl_perception", "perception_node") in nodes
-    for package, executable in nodes:
+def test_every_node_of_the_launch_file_is_installed_where_ros2_run_looks(installed: Path, repo_root: Path,
+                                                                         tmp_path: Path) -> None:
+    """Every executable of the node table (farl.graph, which bringup.launch.py starts), on franky-sim and on a
+    robot, recording, plus the console an operator starts by hand: installed as `ros2 run PACKAGE EXE` finds it."""
+    from dataclasses import replace
+
+    from farl.graph import GraphArgs, graph_nodes
+
+    sim = GraphArgs(task_policy="t", out=str(tmp_path / "run"), record=True, config=repo_root / "config" / "farl.yaml")
+    nodes = {(n.package, n.executable) for args in (sim, replace(sim, robot="172.16.0.2", camera="topics"))
+             for n in graph_nodes(args)}
+    assert {("farl_sim", "sim_world_node"), ("farl_control", "bridge_node"), ("farl", "policy_node"),
+            ("farl_safety", "shield_node"), ("farl_perception", "perception_node"),
+            ("farl_teleop", "recorder_node")} <= nodes
+    for package, executable in sorted(nodes | {("farl", "console_node")}):
         script = installed / package / "lib" / package / executable
         assert script.is_file() and os.access(script, os.X_OK), script
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import csv
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -108,6 +106,10 @@ def median_period(messages: list) -> float:
     return float(np.median(np.diff(stamps)))
 
 
+# One rerun: on a loaded 2-core machine franky-sim (a Python 1 kHz loop sharing its process with the renderer) has
+# been starved long enough for libfranka to drop it ("Net Exception"), or slowed to the point where the gripper's
+# 10 s wall-clock timeout fires during a reset; the graph then waits for a robot that is gone.  README, Limitations.
+@pytest.mark.flaky(reruns=1)
 def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
         start_node, ros_context, shipped_config: Path, tmp_path: Path) -> None:
     args = GraphArgs(task="bounded-soccer", mode="finetune", config=shipped_config,
@@ -216,8 +218,8 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
         assert processes["perception_node"].process.poll() is None, logs()
     finally:
         probe.close()
-    for name in ("policy_node", "perception_node"):
-        assert processes[name].interrupt() == 0, logs()
+    codes = {name: processes[name].interrupt(timeout_s=60.0) for name in ("policy_node", "perception_node")}
+    assert codes == {"policy_node": 0, "perception_node": 0}, f"{codes}\n{logs()}"
 
 
 BAD_SECTIONS = {  # executable: (a malformed section, what the one line must name)
@@ -239,17 +241,3 @@ def test_a_malformed_parameter_file_stops_each_node_with_one_line(start_node, tm
     lines = [line for line in node.output().splitlines() if line.strip()]
     assert len(lines) == 1 and ": error: " in lines[0] and key in lines[0], lines
 
-
-def test_farl_bringup_runs_the_node_table_in_one_process_until_its_episodes_are_done(tmp_path: Path) -> None:
-    """`farl bringup`: the same table on one executor (ground truth in perception's place: a shorter test)."""
-    out = tmp_path / "run"
-    command = [str(Path(sys.executable).with_name("farl")), "bringup", "--task", "bounded-soccer", "--mode", "deploy",
-               "--episodes", "1", "--camera", "ground-truth", "--task-policy", str(CHECKPOINTS / "task_policy"),
-               "--recovery-policy", str(CHECKPOINTS / "recovery_policy"),
-               "--world-model", str(CHECKPOINTS / "world_model"), "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = list(csv.DictReader((out / "episodes.csv").open()))
-    assert len(rows) == 1 and rows[0]["outcome"] in OUTCOMES.values(), rows
-    assert int(rows[0]["length"]) > 5 and float(rows[0]["ret"]) != 0.0, rows  # deploy mode counts its return
-    assert f"{out}: 1 episodes" in done.stdout, done.stdout

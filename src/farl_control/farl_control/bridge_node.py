@@ -108,7 +108,10 @@ class BridgeNode(Node):
 
     def _reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         del request
-        return self._trigger(response, self.bridge.reset, "at home, gripper open")
+        answer = self._trigger(response, self.bridge.reset, "at home, gripper open")
+        if answer.success:  # the robot answered and moved: commands may flow again (a retried reset, seen under load)
+            self._down.clear()
+        return answer
 
     def _recover(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         del request
