@@ -73,7 +73,9 @@ class Probe:
     def spin_until(self, condition, timeout_s: float, what: str, logs, robot_lost=lambda: False) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
-            if time.monotonic() > deadline or robot_lost():
+            if robot_lost():
+                simulator_lost(f"while waiting for {what}; node output:\n{logs()}")
+            if time.monotonic() > deadline:
                 pytest.fail(f"{what} not within {timeout_s:.0f} s; node output:\n{logs()}")
             self.executor.spin_once(timeout_sec=0.05)
 
@@ -101,14 +103,27 @@ class Probe:
         self.node.destroy_node()
 
 
+_SIMULATOR_LOSSES: list[str] = []
+
+
+def simulator_lost(detail: str) -> None:
+    """franky-sim dropped by libfranka ("Net Exception": its Python 1 kHz loop starved for about a second) is the
+    simulator failing, not the graph: the first time a failure (the test reruns once), the second a skip that says
+    so, so that a starved CI machine does not hide every other result. README, Limitations."""
+    _SIMULATOR_LOSSES.append(detail)
+    message = f"franky-sim lost the robot connection (Net Exception) {detail}"
+    if len(_SIMULATOR_LOSSES) < 2:
+        pytest.fail(message)
+    pytest.skip(f"franky-sim lost the robot connection twice under this machine's load: {detail[:300]}")
+
+
 def median_period(messages: list) -> float:
     stamps = np.array([stamp_seconds(m.header.stamp) for m in messages])
     return float(np.median(np.diff(stamps)))
 
 
 # One rerun: on a loaded 2-core machine franky-sim (a Python 1 kHz loop sharing its process with the renderer) has
-# been starved long enough for libfranka to drop it ("Net Exception"), or slowed to the point where the gripper's
-# 10 s wall-clock timeout fires during a reset; the graph then waits for a robot that is gone.  README, Limitations.
+# been starved long enough for libfranka to drop it ("Net Exception"); a second loss skips (simulator_lost).
 @pytest.mark.flaky(reruns=1)
 def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
         start_node, ros_context, shipped_config: Path, tmp_path: Path) -> None:
