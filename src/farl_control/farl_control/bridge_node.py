@@ -44,7 +44,7 @@ from farl_control.state_messages import fill_robot_state
 from farl_core.atomic_files import write_atomic
 from farl_core.config import from_mapping
 from farl_core.message_time import stamp_seconds, to_stamp
-from farl_core.run_node import Process, read_parameters, run
+from farl_core.run_node import Process, closing_process, read_parameters, run
 from farl_interfaces.msg import Action, RobotState
 
 NODE = "farl_bridge"
@@ -176,17 +176,7 @@ class BridgeNode(Node):
 
 
 def process() -> Process:
-    nodes: list[BridgeNode] = []
-
-    def build() -> list[BridgeNode]:
-        nodes.append(BridgeNode())
-        return nodes
-
-    def close() -> None:
-        for node in nodes:
-            node.close()
-
-    return Process(NODE, build, close, threads=3)
+    return closing_process(NODE, BridgeNode, threads=3)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -52,6 +52,21 @@ class Process:
     threads: int = 2
 
 
+def closing_process(name: str, make: Callable[[], Any], threads: int) -> Process:
+    """The Process of one node that holds something to release: `make()` builds it, its `close()` runs at the end."""
+    nodes: list[Any] = []
+
+    def build() -> list[Node]:
+        nodes.append(make())
+        return list(nodes)
+
+    def close() -> None:
+        for node in nodes:
+            node.close()
+
+    return Process(name, build, close, threads=threads)
+
+
 def run(process: Process, args: list[str] | None = None) -> None:
     """Build the process's node(s) and spin them until Ctrl-C (a node executable's main)."""
     spin([process], args)

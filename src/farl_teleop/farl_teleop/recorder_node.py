@@ -19,7 +19,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image
 
 from farl_core.errors import ConfigError, FarlError
-from farl_core.run_node import Process, read_own_parameters, run
+from farl_core.run_node import Process, closing_process, read_own_parameters, run
 from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState, SafetyVerdict
 from farl_perception.ros_image import DEFAULT_NAMESPACE, camera_topics
 from farl_teleop.episode_bags import ROLES, EpisodeBagWriter
@@ -91,17 +91,7 @@ class RecorderNode(Node):
 
 
 def process() -> Process:
-    nodes: list[RecorderNode] = []
-
-    def build() -> list[Node]:
-        nodes.append(RecorderNode())
-        return list(nodes)
-
-    def close() -> None:
-        for node in nodes:
-            node.close()
-
-    return Process(NODE, build, close, threads=1)
+    return closing_process(NODE, RecorderNode, threads=1)
 
 
 def main(args: list[str] | None = None) -> None:
