@@ -172,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          out=Path(args.out), robot=args.robot, camera=args.camera,
                          recovery_policy=None if args.no_shield else Path(args.recovery_policy),
                          world_model=None if args.no_shield else Path(args.world_model), seed=args.seed,
-                         config=Path(args.config) if args.config else None)
+                         config=Path(args.config) if args.config else None, record=args.record)
     try:
         records = run_session(request)
     except KeyboardInterrupt:
@@ -183,6 +183,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     mean = sum(r.ret for r in records) / max(len(records), 1)
     print(f"{args.out}: {len(records)} episodes, {failures} with an IR failure, mean return {mean:.2f}; "
           f"episodes.csv, summary.json, episodes.png")
+    return 0
+
+
+def cmd_teleop(args: argparse.Namespace) -> int:
+    """A demonstration session (teleop_session.py): a device drives the robot loop, one bag per episode."""
+    from farl.teleop_session import TeleopRequest, run_teleop
+
+    request = TeleopRequest(task=args.task, role=args.role, episodes=args.episodes, out=Path(args.out),
+                            device=args.device, robot=args.robot, camera=args.camera, seed=args.seed,
+                            noise=args.noise, config=Path(args.config) if args.config else None)
+    try:
+        summary = run_teleop(request)
+    except KeyboardInterrupt:
+        print(f"farl: interrupted; saved episodes are kept in {args.out}: rerun the same command to continue",
+              file=sys.stderr)
+        return 130
+    outcomes = ", ".join(f"{n} {o}" for o, n in summary.saved.items() if n)
+    print(f"{args.out}: {len(summary.bags)} {args.role} episodes saved ({outcomes}), {summary.discarded} discarded; "
+          f"`farl data build {args.out} --task {args.task} --out DATASET` makes them a dataset")
     return 0
 
 
@@ -226,6 +245,21 @@ def cmd_data_info(args: argparse.Namespace) -> int:
               f"{info.label.outcome}, {info.duration_s:.1f} s")
         for topic, count in sorted(info.counts.items()):
             print(f"  {topic}: {count} messages, longest gap {info.max_gap_s[topic]:.2f} s")
+    return 0
+
+
+def cmd_data_replay(args: argparse.Namespace) -> int:
+    """A bag's commands re-executed on franky-sim, open loop (data_replay.py)."""
+    from farl.data_replay import replay_bag
+
+    report = replay_bag(Path(args.bag), Path(args.out), robot=args.robot,
+                        config=Path(args.config) if args.config else None)
+    cm = {name: (report.mean_divergence_m[name] * 100, report.max_divergence_m[name] * 100,
+                 report.final_divergence_m[name] * 100) for name in report.mean_divergence_m}
+    paths = ", ".join(f"{name} mean {mean:.1f} cm, max {top:.1f} cm, final {final:.1f} cm"
+                      for name, (mean, top, final) in cm.items()) or "no object seen"
+    print(f"{args.bag}: {report.commands} commands replayed; replayed vs recorded object paths: {paths}; "
+          f"{Path(args.out) / 'replay.json'}, replay.png")
     return 0
 
 
@@ -346,6 +380,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"{graph['p99_ms']:.1f} ms ({results['graph']['commands']} commands); synchronous runner step p50 "
               f"{runner['p50_ms']:.1f} ms, p99 {runner['p99_ms']:.1f} ms; graph / runner {results['ratio_p50']:.2f}x "
               f"(p50), {results['ratio_p99']:.2f}x (p99)")
+    elif args.what == "recorder":
+        from farl.bench_recorder import bench_recorder
+        results = bench_recorder(seconds=args.seconds)
+        for name in ("no_camera", "camera"):
+            fig = results[name]
+            print(f"recorder {name.replace('_', ' ')}: published {fig['published_msgs_per_s']:.0f} msg/s, "
+                  f"{fig['published_mb_per_s']:.2f} MB/s; recorded {fig['recorded_msgs_per_s']:.0f} msg/s, "
+                  f"{fig['recorded_mb_per_s']:.2f} MB/s ({fig['ratio_recorded_to_published']:.3f}x the messages "
+                  f"published), {fig['dropped']} dropped")
+        build = results["build"]
+        print(f"farl data build: {build['build_s']:.2f} s for {build['recorded_s']:.1f} s recorded ({build['steps']} "
+              f"steps): {build['build_s_per_recorded_hour']:.0f} s per recorded hour")
     elif args.what == "perception":
         from farl.bench_perception import bench_perception
         results = bench_perception(frames=args.frames, weights=Path(args.weights) if args.weights else None)
@@ -465,7 +511,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--camera", default="sim", help="sim (simulated D435 + perception), realsense[:SERIAL], or "
                      "ground-truth (sim object states, no perception)")
     run.add_argument("--no-shield", action="store_true", help="run the task policy without the shield (Uni-O4)")
+    run.add_argument("--record", action="store_true", help="also record each episode as a labelled bag under "
+                     "OUT/bags (role online; `farl data build` makes it training data)")
     run.set_defaults(func=cmd_run)
+
+    teleop = verbs.add_parser("teleop", help="a demonstration session: teleoperate the robot loop, one labelled bag "
+                              "per episode (task, recovery or failure demos)")
+    teleop.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the Panda's FCI IP")
+    teleop.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
+    teleop.add_argument("--role", required=True, choices=["task", "recovery", "failure"])
+    teleop.add_argument("--device", default="keyboard", help="keyboard | spacemouse | twist:TOPIC | joy:TOPIC | "
+                        "scripted (the task's scripted controller, franky-sim only)")
+    teleop.add_argument("--camera", default="sim", help="sim (simulated D435 + perception), realsense[:SERIAL], or "
+                        "ground-truth (sim object states, no perception)")
+    teleop.add_argument("--episodes", type=int, default=10, help="episodes to save (discarded ones are re-recorded)")
+    teleop.add_argument("--out", required=True, help="bag folder; rerun with the same one to continue")
+    teleop.add_argument("--noise", type=float, default=0.2, help="--device scripted: action noise std (default 0.2)")
+    teleop.add_argument("--seed", type=int, default=0)
+    teleop.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
+    teleop.set_defaults(func=cmd_teleop)
 
     graph = verbs.add_parser("bringup", help="the ROS 2 graph of bringup.launch.py in one process (no ros2 launch "
                              "needed), until its episodes are done")
@@ -487,6 +551,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = data_verbs.add_parser("info", help="episodes, roles, outcomes, duration, topics and gaps of bags")
     info.add_argument("bags", nargs="+")
     info.set_defaults(func=cmd_data_info)
+    replay = data_verbs.add_parser("replay", help="re-execute a bag's recorded commands on franky-sim and report how "
+                                   "far the objects' paths diverge")
+    replay.add_argument("bag", help="one episode bag")
+    replay.add_argument("--robot", default="sim", help="sim (the only robot a recording is replayed on open loop)")
+    replay.add_argument("--out", required=True, help="folder for replay.json and replay.png")
+    replay.add_argument("--config", help="parameter file (default: the shipped config/farl.yaml)")
+    replay.set_defaults(func=cmd_data_replay)
 
     robot = verbs.add_parser("robot", help="the Franka bridge")
     robot_verbs = robot.add_subparsers(dest="robot_verb", required=True, metavar="ACTION")
@@ -499,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = verbs.add_parser("bench", help="speed figures for BENCHMARKS.md")
     bench.add_argument("what", choices=["shield", "training", "failurebench", "shielded", "franka", "robot",
-                                        "perception", "ros", "loop", "graph"])
+                                        "perception", "ros", "loop", "graph", "recorder"])
     bench.add_argument("--calls", type=int, default=2000, help="shield: timed calls per configuration; "
                        "robot: latency trials (default 30); ros: round trips per payload (default 500)")
     bench.add_argument("--steps", type=int, help="training: gradient steps per model (default 200); "
@@ -512,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="failurebench: uni-o4 farl rec-rl mppi ppo-lag")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="failurebench: online seeds")
     bench.add_argument("--frames", type=int, default=40, help="perception: frames (default 40)")
+    bench.add_argument("--seconds", type=float, default=20.0, help="recorder: seconds per recorded episode (default "
+                       "20)")
     bench.add_argument("--weights", help="perception: trained YOLO weights (default: an untrained YOLOv8n)")
     bench.add_argument("--jobs", type=int, default=2, help="failurebench: worker processes (default 2)")
     bench.add_argument("--episodes", type=int, default=100, help="shielded: episodes per shield (default 100); "

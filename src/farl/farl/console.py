@@ -21,7 +21,7 @@ import select
 import sys
 import termios
 import tty
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,11 @@ from farl_core.episodes import HumanEvent
 
 KEYS = {"s": HumanEvent.START, " ": HumanEvent.START, "y": HumanEvent.SUCCESS, "f": HumanEvent.FAILURE,
         "a": HumanEvent.ABORT, "q": HumanEvent.STOP}
+KEYS_HELP = "s start  y success  f failure  a abort  q stop"
+TELEOP_KEYS = {"s": HumanEvent.START, " ": HumanEvent.START, "y": HumanEvent.SUCCESS, "f": HumanEvent.FAILURE,
+               "e": HumanEvent.END, "r": HumanEvent.ABORT, "q": HumanEvent.STOP}
+TELEOP_KEYS_HELP = "s start  y save (success)  f failure  e end + save  r discard, re-record  q stop"
+"""A demonstration session's verbs (LeRobot's record flow: save, re-record, stop), beside the device's keys."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,11 @@ class ScriptedOperator:
 class TerminalConsole:
     """The interactive console (use as a context manager so the terminal mode is restored)."""
 
-    def __init__(self, stdin: Any = None, stream: Any = None) -> None:
-        """`stdin`: the terminal keys come from (default sys.stdin); `stream`: where the panel is drawn."""
+    def __init__(self, stdin: Any = None, stream: Any = None, keys: dict[str, HumanEvent] = KEYS,
+                 help_line: str = KEYS_HELP, on_key: Callable[[str], object] | None = None) -> None:
+        """`stdin`: the terminal keys come from (default sys.stdin); `stream`: where the panel is drawn;
+        `on_key`: receives the keys that are no event (a keyboard teleop device's motion keys)."""
+        self._keys, self._help, self._on_key = keys, help_line, on_key
         self._stdin = stdin if stdin is not None else sys.stdin
         self._interactive = self._stdin.isatty()
         self._saved: list | None = None
@@ -126,20 +134,22 @@ class TerminalConsole:
         events = []
         while select.select([self._stdin], [], [], 0.0)[0]:
             key = os.read(self._stdin.fileno(), 1).decode(errors="ignore").lower()
-            if key in KEYS:
-                events.append(KEYS[key])
+            if key in self._keys:
+                events.append(self._keys[key])
+            elif self._on_key is not None:
+                self._on_key(key)
         return events
 
     def show(self, view: ConsoleView) -> None:
         if self._live is not None:
-            self._live.update(render_view(view))
+            self._live.update(render_view(view, self._help))
         elif view.last_return is not None and view.episode != self._last_episode_line and view.step == 0:
             self._last_episode_line = view.episode
             self._console.print(f"episode {view.episode}/{view.episodes}: failures so far {view.failures}, "
                                 f"last return {view.last_return:.2f}, updates {view.updates}; {view.message}")
 
 
-def render_view(view: ConsoleView) -> Table:
+def render_view(view: ConsoleView, help_line: str = KEYS_HELP) -> Table:
     """The console panel: one row per figure, then the key help."""
     table = Table(title=f"FARL {view.mode}: {view.task}", show_header=False, expand=False)
     risk = "-" if view.risk is None else f"{view.risk:.3f}"
@@ -150,5 +160,5 @@ def render_view(view: ConsoleView) -> Table:
                          ("last episode return", last), ("PPO updates", str(view.updates)),
                          ("status", view.message)):
         table.add_row(label, value)
-    table.caption = "s start  y success  f failure  a abort  q stop"
+    table.caption = help_line
     return table

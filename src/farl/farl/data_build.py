@@ -5,10 +5,12 @@ shielded or teleoperated action, normalised, stamped with its tick).  For each c
 monitor rebuilds the observation from what the robot loop had at that moment: the latest
 /farl/objects and /farl/robot_state received before the command, towards the goal the episode's
 START announced, exactly as the policy node does live; the reward and cost of step k come from the
-monitor at tick k + 1 (the task's pure rules, franka_tasks.py), and the last step ends on the bag's
-outcome: success or IR failure terminate, a timeout truncates.  Aborted episodes are not learned
+monitor at tick k + 1 (the task's pure rules, franka_tasks.py); the tick that ended the episode (the
+objects after the last command) gives the last step's outcome, and that step ends on the bag's
+outcome: success or IR failure terminate, a timeout (or an operator's end) truncates.  Aborted episodes are not learned
 from and are skipped, as are unfinished recordings (`.partial`: the recorder died mid-episode),
-with a one-line warning.  A tick whose inputs the monitor finds unusable cuts the episode there.
+with a one-line warning.  A tick whose inputs the monitor finds unusable cuts the episode there
+(truncated).
 """
 
 from __future__ import annotations
@@ -96,10 +98,16 @@ def episode_transitions(task: FrankaTask, label: EpisodeLabel, messages: dict[st
     monitor = TaskMonitor(task, monitor_config or MonitorConfig())
     monitor.reset(goal)
     objects, states = messages["/farl/objects"], messages["/farl/robot_state"]
-    steps = []  # (observation, action, reward, cost) at each command's tick
+    commands = messages["/farl/action/command"]
+    # the ticks: one per command, then the tick that ended the episode (its objects came after the last command)
+    ticks: list[tuple[int, Any]] = list(commands)
+    if objects[-1][0] > commands[-1][0]:
+        ticks.append((objects[-1][0], None))
+    steps = []  # (observation, action or None, reward, cost) at each tick
     i = j = 0
     latest_objects = latest_state = None
-    for received, command in messages["/farl/action/command"]:
+    cut = False
+    for received, command in ticks:
         while i < len(objects) and objects[i][0] <= received:
             latest_objects = from_object_array_msg(objects[i][1])
             i += 1
@@ -108,19 +116,22 @@ def episode_transitions(task: FrankaTask, label: EpisodeLabel, messages: dict[st
             j += 1
         if latest_objects is None or latest_state is None:
             continue
-        step = monitor.step(latest_objects, latest_state, stamp_seconds(command.header.stamp))
+        now = stamp_seconds(command.header.stamp) if command is not None else latest_objects.stamp
+        step = monitor.step(latest_objects, latest_state, now)
         if not step.usable:
-            break  # the episode is cut at an unusable tick, as the agent cuts its trajectory
-        steps.append((step.observation, np.asarray(command.delta, dtype=np.float32), step.reward, step.cost))
+            cut = True  # the episode is cut at an unusable tick, as the agent cuts its trajectory
+            break
+        action = np.asarray(command.delta, dtype=np.float32) if command is not None else None
+        steps.append((step.observation, action, step.reward, step.cost))
     if len(steps) < 2:
         return None
     obs = np.stack([s[0] for s in steps[:-1]])
     next_obs = np.stack([s[0] for s in steps[1:]])
     terminated = np.zeros(len(obs), dtype=bool)
     truncated = np.zeros(len(obs), dtype=bool)
-    (terminated if label.outcome in TERMINAL else truncated)[-1] = True
+    (terminated if label.outcome in TERMINAL and not cut else truncated)[-1] = True
     cost = np.array([s[3] for s in steps[1:]], dtype=np.float32)
-    if label.outcome == "ir_failure":
+    if label.outcome == "ir_failure" and not cut:
         cost[-1] = 1.0  # a failure the operator marked counts even where the monitor saw none
     return Transitions(obs=obs.astype(np.float32), act=np.stack([s[1] for s in steps[:-1]]),
                        rew=np.array([s[2] for s in steps[1:]], dtype=np.float32), next_obs=next_obs.astype(np.float32),

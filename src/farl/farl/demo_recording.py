@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -46,9 +45,7 @@ from farl_core.errors import FarlError
 from farl_core.franka_tasks import FrankaTask, get_franka_task
 from farl_core.task_monitor import TaskMonitor
 from farl_core.transitions import Transitions
-from farl_sim.franka_scenes.controllers import ROLES, failure_margin, scripted_controller
-
-Controller = Callable[[np.ndarray], np.ndarray]
+from farl_sim.franka_scenes.controllers import ROLES, DemoScript
 
 
 @dataclass(frozen=True)
@@ -91,13 +88,10 @@ class ScriptedAgent:
         self.request = request
         self.rng = rng
         self.noise = DEFAULT_NOISE[request.role] if request.noise is None else request.noise
-        self.controllers = {role: scripted_controller(task, role) for role in ROLES}
+        self.script = DemoScript(task, request.role, request.handover_gap, request.guide_within)
         self.rows: list[tuple[np.ndarray, ...]] = []
         self.updates = 0
         self._pending: tuple[np.ndarray, np.ndarray, bool] | None = None   # obs, executed action, recorded
-        self._ticks = 0
-        self._handed_over = False
-        self._guide_at = 0
         self.clip_done = False
 
     # --- the RobotLoop agent interface (farl.agent.Agent) ---------------------------------------
@@ -107,18 +101,16 @@ class ScriptedAgent:
         return self._pending is not None
 
     def begin_episode(self) -> None:
-        self._ticks, self._handed_over, self.clip_done = 0, False, False
-        self._guide_at = int(self.rng.integers(0, self.request.guide_within))
+        self.clip_done = False
+        self.script.begin(self.rng)
 
     def propose(self, observation: np.ndarray) -> Proposal:
-        role = self._role_now(observation)
-        action = self.controllers[role](observation).astype(np.float64)
+        action = self.script.action(observation).astype(np.float64)
         action[:3] += self.noise * self.rng.standard_normal(3)
-        self._ticks += 1
         return Proposal(np.clip(action, -1.0, 1.0).astype(np.float32), 0.0, 0)
 
     def commit(self, observation: np.ndarray, proposal: Proposal, executed: np.ndarray) -> None:
-        recorded = self.request.role != "recovery" or self._handed_over
+        recorded = self.request.role != "recovery" or self.script.handed_over
         self._pending = (observation.copy(), np.asarray(executed, np.float32).copy(), recorded)
 
     def outcome(self, reward: float, cost: float, next_observation: np.ndarray, terminated: bool,
@@ -142,16 +134,6 @@ class ScriptedAgent:
         self.lose_step()
 
     # --- recording --------------------------------------------------------------------------
-
-    def _role_now(self, observation: np.ndarray) -> str:
-        role = self.request.role
-        if role == "failure":
-            return "task" if self._ticks < self._guide_at else "failure"
-        if role == "recovery":
-            if not self._handed_over and failure_margin(self.task, observation) < self.request.handover_gap:
-                self._handed_over = True
-            return "recovery" if self._handed_over else "failure"
-        return "task"
 
     def _episode_rows(self):
         for row in reversed(self.rows):

@@ -34,7 +34,7 @@ import numpy as np
 from farl.agent import Proposal
 from farl.console import ConsoleView
 from farl.runtime_config import RuntimeConfig
-from farl_control.bridge import FrankaBridge, RobotError
+from farl_control.bridge import FrankaBridge, RobotError, RobotStateSample
 from farl_core.episodes import Ending, EpisodeManager, HumanEvent, Outcome, Phase
 from farl_core.task_monitor import MonitorStep, TaskMonitor
 from farl_perception.objects import ObjectArray
@@ -83,6 +83,19 @@ class SceneOperator(Protocol):
         ...
 
     def during_episode(self, now: float) -> None: ...
+
+
+class TickRecorder(Protocol):
+    """What a recorder sees of an episode (farl_teleop.loop_recorder: the ROS graph's bags, in process)."""
+
+    def started(self, goal: np.ndarray, stamp: float) -> None: ...
+
+    def observed(self, objects: ObjectArray, state: RobotStateSample, stamp: float) -> None: ...
+
+    def commanded(self, action: np.ndarray, observation: np.ndarray, stamp: float, log_prob: float,
+                  policy_version: int) -> None: ...
+
+    def ended(self, outcome: Outcome, reason: str, stamp: float) -> None: ...
 
 
 class Operator(Protocol):
@@ -198,10 +211,32 @@ def close_by_human(manager: EpisodeManager, agent: LoopAgent, tally: EpisodeTall
         agent.lose_step()
         return
     failure = ending.outcome is Outcome.IR_FAILURE
+    terminated = ending.outcome in (Outcome.SUCCESS, Outcome.IR_FAILURE)  # END (a clip's end) truncates
     assert step.observation is not None
-    agent.outcome(step.reward, 1.0 if failure else step.cost, step.observation, terminated=True, truncated=False)
+    agent.outcome(step.reward, 1.0 if failure else step.cost, step.observation, terminated=terminated,
+                  truncated=not terminated)
     tally.ret += step.reward
     tally.length += 1
+
+
+def wait_for_robot_time(bridge: FrankaBridge, robot_time: float) -> bool:
+    """Sleep until the robot clock reaches `robot_time`; False when it already had (an overrun).
+
+    A clock that stands still for CLOCK_STALL_S wall seconds is a robot (or franky-sim) that stopped answering.
+    """
+    now = bridge.robot_time()
+    if now >= robot_time:
+        return False
+    last_change, last = time.monotonic(), now
+    while now < robot_time:
+        time.sleep(0.002)
+        now = bridge.robot_time()
+        if now != last:
+            last_change, last = time.monotonic(), now
+        elif time.monotonic() - last_change > CLOCK_STALL_S:
+            raise RobotError(f"the robot clock stood still for {CLOCK_STALL_S:.0f} s: the robot (or franky-sim) "
+                             "stopped answering; check it and rerun with the same --out to resume")
+    return True
 
 
 def _percentile_ms(values: list[float], q: float) -> float:
@@ -214,7 +249,7 @@ class RobotLoop:
     def __init__(self, task_name: str, mode: str, bridge: FrankaBridge, objects: ObjectSource, monitor: TaskMonitor,
                  agent: LoopAgent, shield: Shield | None, scene: SceneOperator, operator: Operator,
                  config: RuntimeConfig, episodes_total: int = 1,
-                 camera_time: Callable[[], float | None] = lambda: None) -> None:
+                 camera_time: Callable[[], float | None] = lambda: None, recorder: TickRecorder | None = None) -> None:
         self.task_name, self.mode = task_name, mode
         self.bridge = bridge
         self.objects = objects
@@ -227,6 +262,7 @@ class RobotLoop:
         self.manager = EpisodeManager(config.episodes)
         self.episodes_total = episodes_total
         self.camera_time = camera_time  # seconds the last objects.step() spent on the camera (None: no camera)
+        self.recorder = recorder
         self.period = 1.0 / bridge.config.control_rate_hz
         self.failures = 0
         self.timings: list[tuple[float, float | None]] = []  # (step s, camera s) of every acting tick, for benchmarks
@@ -248,6 +284,8 @@ class RobotLoop:
         version = self.agent.updates
         self._wait_for_start(tally)
         started = self.bridge.robot_time()
+        if self.recorder is not None:
+            self.recorder.started(goal, started)
         while self.manager.phase is Phase.RUNNING:
             self._tick(tally)
         ending = self.manager.ending
@@ -256,6 +294,8 @@ class RobotLoop:
         self._message = f"episode {episode + 1}: {ending.outcome.value} ({ending.reason})"
         log.info(self._message)
         robot_time = self.bridge.robot_time() - started
+        if self.recorder is not None:
+            self.recorder.ended(ending.outcome, ending.reason, started + robot_time)
         update = self.agent.end_episode()
         if update is not None:
             self._message += f"; PPO update {self.agent.updates}"
@@ -305,13 +345,16 @@ class RobotLoop:
             if camera is not None:
                 tally.camera_s.append(camera)
         self._show(tally)
-        if ending is None and not self._wait_until(tick_start + self.period):
+        if ending is None and not wait_for_robot_time(self.bridge, tick_start + self.period):
             tally.overruns += 1
 
     def _monitor_step(self) -> MonitorStep:
         objects = self.objects.step()
         state = self.bridge.state()
-        return self.monitor.step(objects, state, self.bridge.robot_time())
+        now = self.bridge.robot_time()
+        if self.recorder is not None:
+            self.recorder.observed(objects, state, now)
+        return self.monitor.step(objects, state, now)
 
     def _act(self, step: MonitorStep, tally: EpisodeTally) -> None:
         assert step.observation is not None
@@ -329,27 +372,13 @@ class RobotLoop:
         if command.rejected:
             tally.robot_errors += 1
             self._message = f"command dropped: {command.reason}"
+        if self.recorder is not None:
+            self.recorder.commanded(sent, step.observation, step.stamp, proposal.log_prob, proposal.policy_version)
         self.agent.commit(step.observation, proposal, executed)
 
     def _close_by_human(self, tally: EpisodeTally) -> None:
         pending = self.agent.pending and self.manager.ending is not None
         close_by_human(self.manager, self.agent, tally, self._monitor_step() if pending else None)
-
-    def _wait_until(self, robot_time: float) -> bool:
-        """Sleep until the robot clock reaches `robot_time`; False when it already had (an overrun)."""
-        now = self.bridge.robot_time()
-        if now >= robot_time:
-            return False
-        last_change, last = time.monotonic(), now
-        while now < robot_time:
-            time.sleep(0.002)
-            now = self.bridge.robot_time()
-            if now != last:
-                last_change, last = time.monotonic(), now
-            elif time.monotonic() - last_change > CLOCK_STALL_S:
-                raise RobotError(f"the robot clock stood still for {CLOCK_STALL_S:.0f} s: the robot (or franky-sim) "
-                                 "stopped answering; check it and rerun with the same --out to resume")
-        return True
 
     def _show(self, tally: EpisodeTally) -> None:
         self.operator.show(ConsoleView(

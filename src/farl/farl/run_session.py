@@ -8,6 +8,7 @@ The run directory (`--out`) holds everything a session produces, each file writt
     episodes.csv      one row per finished episode (robot_loop.EpisodeRecord)
     summary.json      totals and figures; episodes.png: return and cumulative failures per episode
     policy/           the fine-tuned task policy after the latest PPO update (a `--task-policy` for deploy)
+    bags/             with --record: one labelled rosbag2/MCAP per episode, role online (`farl data build`)
     tensorboard/      per-episode scalars and PPO statistics
 
 A crash, Ctrl-C or `kill -9` loses at most the episode in progress: the checkpoint is written after
@@ -43,6 +44,7 @@ from farl_control.config import BridgeConfig
 from farl_core.atomic_files import write_atomic
 from farl_core.checkpoint import load_checkpoint, save_checkpoint
 from farl_core.config import load_section, read_yaml
+from farl_core.episodes import Outcome
 from farl_core.errors import FarlError
 from farl_core.franka_tasks import FrankaTask, get_franka_task
 from farl_core.task_monitor import TaskMonitor
@@ -51,6 +53,7 @@ from farl_policy.gaussian import GaussianPolicy
 from farl_safety.safety_critic import SafetyCritic
 from farl_safety.shield import Shield
 from farl_safety.world_model import WorldModel
+from farl_teleop.loop_recorder import LoopBagRecorder
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ class RunRequest:
     world_model: Path | None = None
     seed: int = 0
     config: Path | None = None
+    record: bool = False          # every episode also as a labelled bag under out/bags (role online)
 
     @property
     def shielded(self) -> bool:
@@ -310,8 +314,10 @@ def run_session(request: RunRequest, operator: Operator | None = None, progress:
         records = run_dir.load(agent, task, scene_operator) if resume else []
         if records:
             log.info("resuming %s after episode %d", request.out, len(records))
+        recorder = LoopBagRecorder(request.out / "bags", task.name, "online") if request.record else None
         loop = RobotLoop(task.name, request.mode, bridge, objects, TaskMonitor(task, configs.runtime.monitor), agent,
-                         shield, scene_operator, console, configs.runtime, request.episodes, camera_time=timing)
+                         shield, scene_operator, console, configs.runtime, request.episodes, camera_time=timing,
+                         recorder=recorder)
         loop.failures = sum(r.ir_failure for r in records)
         tensorboard = _tensorboard(request.out)
         bar = tqdm(total=request.episodes, initial=len(records), desc=f"{request.mode} {task.name}", unit="episode",
@@ -319,9 +325,13 @@ def run_session(request: RunRequest, operator: Operator | None = None, progress:
         try:
             for episode in range(len(records), request.episodes):
                 updates_before = agent.updates
+                if recorder is not None:
+                    recorder.begin(episode)
                 record = loop.run_episode(episode)
                 records.append(record)
                 run_dir.save(agent, task, records, scene_operator)
+                if recorder is not None:  # after the checkpoint: a resumed run never re-records a saved bag
+                    recorder.finish(Outcome(record.outcome))
                 if agent.updates > updates_before:
                     agent.policy.save(request.out / "policy", kind="task_policy", overwrite=True,
                                       extra={"seed": request.seed, "updates": agent.updates})
@@ -333,6 +343,8 @@ def run_session(request: RunRequest, operator: Operator | None = None, progress:
         finally:
             bar.close()
             tensorboard.close()
+            if recorder is not None:
+                recorder.abandon()  # the episode in progress, if any (nothing when it finished)
     return records
 
 

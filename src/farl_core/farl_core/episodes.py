@@ -45,6 +45,7 @@ class HumanEvent(str, Enum):
     SUCCESS = "success"
     FAILURE = "failure"     # an IR failure the monitor missed (or saw first, by eye)
     ABORT = "abort"
+    END = "end"             # end the episode here and keep it, truncated (a recovery demonstration's clip)
     STOP = "stop"           # end the session after this episode
 
 
@@ -95,6 +96,9 @@ class EpisodeManager:
                 self.phase = Phase.RUNNING
             return
         if self.phase is not Phase.RUNNING:
+            return
+        if event is HumanEvent.END:
+            self._end(Outcome.TIMEOUT, True, reason or "ended by the operator")
             return
         outcome = {HumanEvent.SUCCESS: Outcome.SUCCESS, HumanEvent.FAILURE: Outcome.IR_FAILURE,
                    HumanEvent.ABORT: Outcome.ABORTED}[event]

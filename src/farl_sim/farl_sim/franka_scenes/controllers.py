@@ -219,3 +219,42 @@ def scripted_controller(task: FrankaTask, role: str, settings: PushSettings = Pu
     if role not in ROLES:
         raise FarlError(f"unknown demonstration role '{role}'; choose one of: {', '.join(ROLES)}")
     return _BUILDERS[task.name](task, role, settings)
+
+
+class DemoScript:
+    """Which scripted controller acts on each tick of a demonstration of `role` (the roles of the module docstring).
+
+      task      the task controller throughout;
+      failure   the task controller for U[0, guide_within) ticks (so failures start from states the task
+                distribution visits), then the failure controller into the failure;
+      recovery  the failure controller until the state is within `handover_gap` of the failure (the
+                unrecorded approach to a near-failure state), then the recovery controller: `handed_over`.
+    Shared by the scripted recorder (`farl demos`) and scripted teleoperation (`farl teleop --device scripted`).
+    """
+
+    def __init__(self, task: FrankaTask, role: str, handover_gap: float = 0.03, guide_within: int = 40) -> None:
+        if role not in ROLES:
+            raise FarlError(f"unknown demonstration role '{role}'; choose one of: {', '.join(ROLES)}")
+        self.task, self.role = task, role
+        self.handover_gap, self.guide_within = handover_gap, guide_within
+        self.controllers = {r: scripted_controller(task, r) for r in ROLES}
+        self.handed_over = False
+        self._ticks = self._guide_at = 0
+
+    def begin(self, rng: np.random.Generator) -> None:
+        self._ticks, self.handed_over = 0, False
+        self._guide_at = int(rng.integers(0, self.guide_within))
+
+    def role_now(self, observation: np.ndarray) -> str:
+        """The controller acting on this tick (call once per tick)."""
+        self._ticks += 1
+        if self.role == "failure":
+            return "task" if self._ticks <= self._guide_at else "failure"
+        if self.role == "recovery":
+            if not self.handed_over and failure_margin(self.task, observation) < self.handover_gap:
+                self.handed_over = True
+            return "recovery" if self.handed_over else "failure"
+        return "task"
+
+    def action(self, observation: np.ndarray) -> np.ndarray:
+        return self.controllers[self.role_now(observation)](observation)
