@@ -241,8 +241,12 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
     for path in bag_paths([Path(p) for p in args.bags]):
         info = bag_summary(path)
-        print(f"{path}: {info.label.task} episode {info.label.episode}, role {info.label.role}, outcome "
-              f"{info.label.outcome}, {info.duration_s:.1f} s")
+        if info.label is None:
+            print(f"{path}: a session bag without FARL labels (ros2 bag record), {info.duration_s:.1f} s; `farl data "
+                  "build --role R` splits it into episodes on /farl/episode")
+        else:
+            print(f"{path}: {info.label.task} episode {info.label.episode}, role {info.label.role}, outcome "
+                  f"{info.label.outcome}, {info.duration_s:.1f} s")
         for topic, count in sorted(info.counts.items()):
             print(f"  {topic}: {count} messages, longest gap {info.max_gap_s[topic]:.2f} s")
     return 0

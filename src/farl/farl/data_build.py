@@ -11,6 +11,10 @@ outcome: success or IR failure terminate, a timeout (or an operator's end) trunc
 from and are skipped, as are unfinished recordings (`.partial`: the recorder died mid-episode),
 with a one-line warning.  A tick whose inputs the monitor finds unusable cuts the episode there
 (truncated).
+
+A bag without FARL's labels (`ros2 bag record` of the /farl/* topics on a ROS workstation: one bag
+for a whole session, MCAP or sqlite3) is split into its episodes on /farl/episode (each from a
+START to the policy node's outcome); its role comes from `--role`, its task is taken on trust.
 """
 
 from __future__ import annotations
@@ -32,11 +36,21 @@ from farl_core.message_time import stamp_seconds
 from farl_core.task_monitor import MonitorConfig, TaskMonitor
 from farl_core.transitions import Transitions
 from farl_perception.object_messages import from_object_array_msg
-from farl_teleop.episode_bags import BagError, EpisodeLabel, farl_typestore, finished_episodes, read_label
+from farl_teleop.episode_bags import (
+    OUTCOME_EVENTS,
+    START_EVENT,
+    BagError,
+    EpisodeLabel,
+    farl_typestore,
+    finished_episodes,
+    read_label,
+)
 
 log = logging.getLogger(__name__)
 
 NEEDED = ("/farl/objects", "/farl/robot_state", "/farl/action/command")
+EVENT_OUTCOMES = {event: outcome for outcome, event in OUTCOME_EVENTS.items()}
+Messages = dict[str, list[tuple[int, Any]]]
 TERMINAL = ("success", "ir_failure")
 
 
@@ -45,14 +59,15 @@ class BagSummary:
     """`farl data info` of one bag."""
 
     path: Path
-    label: EpisodeLabel
+    label: EpisodeLabel | None         # None: a session bag (ros2 bag record), no FARL label
     duration_s: float
     counts: dict[str, int]
     max_gap_s: dict[str, float]        # the longest silence of each topic
 
 
 def bag_paths(inputs: Iterable[Path]) -> list[Path]:
-    """Episode bags from bags and folders of bags; unfinished recordings are skipped with a warning."""
+    """Bags from bags and folders of bags (episode bags, or `ros2 bag record`'s); unfinished recordings are
+    skipped with a warning."""
     paths: list[Path] = []
     for path in map(Path, inputs):
         if (path / "metadata.yaml").is_file():
@@ -60,7 +75,9 @@ def bag_paths(inputs: Iterable[Path]) -> list[Path]:
         elif path.is_dir():
             for partial in sorted(path.glob(".episode_*.partial")):
                 log.warning("%s: an unfinished recording (the recorder stopped mid-episode), skipped", partial)
-            paths += finished_episodes(path)
+            episodes = finished_episodes(path)
+            paths += episodes + sorted(p for p in path.iterdir() if p not in episodes and not p.name.startswith(".")
+                                       and (p / "metadata.yaml").is_file())
         else:
             raise BagError(f"{path}: neither an episode bag nor a folder of them")
     if not paths:
@@ -69,8 +86,15 @@ def bag_paths(inputs: Iterable[Path]) -> list[Path]:
 
 
 def read_bag(path: Path) -> tuple[EpisodeLabel, dict[str, list[tuple[int, Any]]]]:
-    """The label and the deserialised messages of a bag, per topic, with their receive times (ns)."""
+    """The label and the deserialised messages of an episode bag, per topic, with their receive times (ns)."""
     label = read_label(path)
+    messages = read_messages(path)
+    _check_topics(path, messages)
+    return label, messages
+
+
+def read_messages(path: Path) -> Messages:
+    """The deserialised /farl/* messages of any bag, per topic, with their receive times (ns)."""
     typestore = farl_typestore()
     messages: dict[str, list[tuple[int, Any]]] = {}
     try:
@@ -84,13 +108,56 @@ def read_bag(path: Path) -> tuple[EpisodeLabel, dict[str, list[tuple[int, Any]]]
     except Exception as exc:  # noqa: BLE001  (rosbags and its MCAP reader raise many types for damaged bytes)
         raise BagError(f"{path}: damaged bag ({type(exc).__name__}: {exc}); the other episodes can still be built "
                        "(pass them without this one)") from None
+    return messages
+
+
+def _check_topics(path: Path, messages: Messages) -> None:
     missing = [topic for topic in NEEDED if not messages.get(topic)]
     if missing:
         raise BagError(f"{path}: no {', '.join(missing)} in the bag; record with the FARL recorder (record:=true)")
-    return label, messages
 
 
-def episode_transitions(task: FrankaTask, label: EpisodeLabel, messages: dict[str, list[tuple[int, Any]]],
+def is_episode_bag(path: Path) -> bool:
+    """Whether `path` is one of FARL's labelled episode bags (else: a session bag, e.g. from `ros2 bag record`)."""
+    try:
+        read_label(path)
+    except BagError:
+        return False
+    return True
+
+
+def session_episodes(path: Path, task: str, role: str) -> list[tuple[EpisodeLabel, Messages]]:
+    """The episodes of a bag of a whole session (`ros2 bag record` on a ROS workstation), split on /farl/episode:
+    each runs from a START to the policy node's outcome; the role is the caller's (the bag does not say it)."""
+    messages = read_messages(path)
+    episodes, start = [], None
+    for stamp, event in messages.get("/farl/episode", []):
+        if event.event == START_EVENT and start is None:
+            start = stamp
+        elif event.event in EVENT_OUTCOMES and event.source == "farl_policy" and start is not None:
+            window = {topic: [(t, m) for t, m in msgs if start <= t <= stamp] for topic, msgs in messages.items()}
+            episodes.append((EpisodeLabel(task, role, EVENT_OUTCOMES[event.event], int(event.episode_index)), window))
+            start = None
+    if not episodes:
+        raise BagError(f"{path}: no episode in the bag (a START and then the policy's outcome on /farl/episode); "
+                       "record /farl/episode with the other /farl/* topics")
+    _check_topics(path, messages)
+    return episodes
+
+
+def bag_episodes(path: Path, task: FrankaTask, role: str | None) -> list[tuple[EpisodeLabel, Messages]]:
+    """A FARL episode bag (its label checked against `task`), or a session bag's episodes (needs `role`)."""
+    if not is_episode_bag(path):
+        if role is None:
+            raise BagError(f"{path}: a bag without FARL's episode labels (ros2 bag record?): pass --role to say what "
+                           "its episodes are")
+        return session_episodes(path, task.name, role)
+    if read_label(path).task != task.name:
+        raise BagError(f"{path}: a bag of task '{read_label(path).task}', not '{task.name}' (build each task apart)")
+    return [read_bag(path)]
+
+
+def episode_transitions(task: FrankaTask, label: EpisodeLabel, messages: Messages,
                         monitor_config: MonitorConfig | None = None) -> Transitions | None:
     """The steps of one recorded episode (None if nothing usable)."""
     starts = [m for _, m in messages.get("/farl/episode", []) if m.event == 0 and len(m.goal) >= 2]
@@ -144,16 +211,13 @@ def build_dataset(inputs: Iterable[Path], task_name: str, out: Path, role: str |
     task = get_franka_task(task_name)
     parts, roles = [], set()
     for path in bag_paths(inputs):
-        if read_label(path).task != task.name:
-            raise BagError(f"{path}: a bag of task '{read_label(path).task}', not '{task.name}' (build each task "
-                           "apart)")
-        label, messages = read_bag(path)
-        if label.outcome == "aborted" or (role is not None and label.role != role):
-            continue
-        transitions = episode_transitions(task, label, messages)
-        if transitions is not None:
-            parts.append(transitions)
-            roles.add(label.role)
+        for label, messages in bag_episodes(path, task, role):
+            if label.outcome == "aborted" or (role is not None and label.role != role):
+                continue
+            transitions = episode_transitions(task, label, messages)
+            if transitions is not None:
+                parts.append(transitions)
+                roles.add(label.role)
     if not parts:
         raise BagError(f"no usable episode{' of role ' + role if role else ''} in the bags")
     if len(roles) > 1:
@@ -167,7 +231,7 @@ def build_dataset(inputs: Iterable[Path], task_name: str, out: Path, role: str |
 
 
 def bag_summary(path: Path) -> BagSummary:
-    label, messages = read_label(path), {}
+    label, messages = read_label(path) if is_episode_bag(path) else None, {}
     with Reader(path) as reader:
         duration = reader.duration / 1e9
         for connection, stamp, _ in reader.messages():

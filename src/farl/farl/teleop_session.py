@@ -20,8 +20,9 @@ robot the person sets the scene up near a failure before pressing start.
 
 `--device scripted` is the task's scripted controller as the operator (for tests and unattended
 simulation): recovery clips end after `recovery_steps` recorded ticks; a guided failure that timed
-out before failing and a recovery clip that failed anyway are discarded and recorded again.  Resumable: rerunning with the same
-`--out` continues after the last saved episode; nothing recorded is overwritten.
+out before failing and a recovery clip that failed anyway are discarded and recorded again.
+Resumable: rerunning with the same `--out` continues after the last saved episode; nothing recorded
+is overwritten.
 """
 
 from __future__ import annotations

@@ -26,11 +26,9 @@ from farl_core.episodes import Outcome
 from farl_core.message_time import to_stamp
 from farl_perception.object_messages import MessageTypes, to_object_array_msg
 from farl_perception.objects import ObjectArray
-from farl_teleop.episode_bags import EpisodeBagWriter
+from farl_teleop.episode_bags import OUTCOME_EVENTS, START_EVENT, EpisodeBagWriter
 
 BASE_FRAME = "base"
-START, OUTCOME_EVENTS = 0, {Outcome.SUCCESS: 1, Outcome.IR_FAILURE: 2, Outcome.TIMEOUT: 3, Outcome.ABORTED: 6}
-"""EpisodeEvent.msg's START and outcome constants."""
 LABELS = {"task": 1, "recovery": 2, "failure": 3, "online": 0}
 """EpisodeEvent.msg's demo_label per role (online sessions are not demonstrations)."""
 COMMAND_DELAY_NS = 1_000
@@ -72,7 +70,7 @@ class LoopBagRecorder:
     # --- the loop's side (robot_loop.TickRecorder) --------------------------------------------
 
     def started(self, goal: np.ndarray, stamp: float) -> None:
-        self._event(START, stamp, goal=[float(v) for v in goal[:2]], source="operator", note="episode started")
+        self._event(START_EVENT, stamp, goal=[float(v) for v in goal[:2]], source="operator", note="episode started")
 
     def observed(self, objects: ObjectArray, state: RobotStateSample, stamp: float) -> None:
         if self._episode is None:
@@ -107,7 +105,7 @@ class LoopBagRecorder:
 
     def ended(self, outcome: Outcome, reason: str, stamp: float) -> None:
         if self._episode is not None:
-            self._event(OUTCOME_EVENTS[outcome], stamp, source="farl_policy", note=reason)
+            self._event(OUTCOME_EVENTS[outcome.value], stamp, source="farl_policy", note=reason)
 
     # --- internals ------------------------------------------------------------------------------
 

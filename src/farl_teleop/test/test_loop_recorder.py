@@ -6,18 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mcap.reader import make_reader
 from rclpy.serialization import deserialize_message
-from rosbags.rosbag2 import Reader
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from farl.data_build import episode_transitions, read_bag
+from farl.data_build import bag_summary, build_dataset, episode_transitions, read_bag
 from farl_control.bridge import BridgeStatus, RobotStateSample
+from farl_core.datasets import LABELS, load_dataset
 from farl_core.episodes import Outcome
 from farl_core.franka_tasks import get_franka_task
 from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState
 from farl_perception.objects import DetectionSource, ObjectEstimate
 from farl_perception.objects import ObjectArray as Objects
-from farl_teleop.episode_bags import read_label
+from farl_teleop.episode_bags import BagError, farl_typestore, read_label
 from farl_teleop.loop_recorder import LoopBagRecorder
 
 RCLPY_TYPES = {"/farl/objects": ObjectArray, "/farl/robot_state": RobotState, "/farl/action/command": Action,
@@ -91,3 +93,28 @@ def test_a_closed_gate_holds_back_ticks_until_it_opens(tmp_path: Path) -> None:
             stamps.setdefault(connection.topic, []).append(round(stamp / 1e8))
     assert stamps["/farl/objects"] == [4, 6, 8, 10] and stamps["/farl/action/command"] == [4, 6, 8, 10]
     assert len(stamps["/farl/episode"]) == 2                # START and the outcome are always in the bag
+
+
+def test_a_ros2_bag_record_session_bag_is_split_into_its_episodes(tmp_path: Path) -> None:
+    """`ros2 bag record` writes one unlabelled bag per session (sqlite3 on Humble): --role says what it holds."""
+    recorder = LoopBagRecorder(tmp_path / "episodes", "bounded-soccer", "task", min_free_gib=0.0)
+    first = record_episode(recorder, 0, ticks=5, outcome=Outcome.SUCCESS)
+    second = record_episode(recorder, 1, ticks=4, outcome=Outcome.TIMEOUT)
+    session = tmp_path / "rosbag2_2026_12_03-10_00_00"
+    store = farl_typestore()
+    with Writer(session, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        connections = {}
+        for offset, bag in ((0, first), (10**10, second)):  # the second episode 10 s later, as in a session
+            with Reader(bag) as reader:
+                for connection, stamp, data in reader.messages():
+                    if connection.topic not in connections:
+                        connections[connection.topic] = writer.add_connection(connection.topic, connection.msgtype,
+                                                                              typestore=store)
+                    writer.write(connections[connection.topic], stamp + offset, data)
+    with pytest.raises(BagError, match="pass --role"):
+        build_dataset([tmp_path / "rosbag2_2026_12_03-10_00_00"], "bounded-soccer", tmp_path / "data")
+    path, episodes, steps = build_dataset([session], "bounded-soccer", tmp_path / "data", role="task")
+    assert (episodes, steps) == (2, 9)
+    data, labels = load_dataset(path, get_franka_task("bounded-soccer").spec)
+    assert data.terminated.sum() == 1 and data.truncated.sum() == 1 and set(labels) == {LABELS["task"]}
+    assert bag_summary(session).label is None
