@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 
@@ -21,6 +22,8 @@ from farl.perception_cli import add_perception_parser
 from farl_control.config import BridgeConfig
 from farl_core.config import ROS_PARAMS_KEY, from_mapping, load_file, load_section, to_mapping
 from farl_core.errors import FarlError
+
+T = TypeVar("T")
 
 TRAINING_SECTION = "farl_training"
 BENCH_TASKS = ["bounded-push", "bounded-soccer", "fragile-push-wall", "obstructed-push"]
@@ -173,17 +176,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                          recovery_policy=None if args.no_shield else Path(args.recovery_policy),
                          world_model=None if args.no_shield else Path(args.world_model), seed=args.seed,
                          config=Path(args.config) if args.config else None, record=args.record)
-    try:
-        records = run_session(request)
-    except KeyboardInterrupt:
-        print(f"farl: interrupted; finished episodes are kept in {args.out}: rerun the same command to resume",
-              file=sys.stderr)
+    records = _until_interrupted(lambda: run_session(request), args.out)
+    if records is None:
         return 130
     failures = sum(r.ir_failure for r in records)
     mean = sum(r.ret for r in records) / max(len(records), 1)
     print(f"{args.out}: {len(records)} episodes, {failures} with an IR failure, mean return {mean:.2f}; "
           f"episodes.csv, summary.json, episodes.png")
     return 0
+
+
+def _until_interrupted(session: Callable[[], T], out: str) -> T | None:
+    """Run a resumable session; on Ctrl-C say where its finished episodes are (None: interrupted)."""
+    try:
+        return session()
+    except KeyboardInterrupt:
+        print(f"farl: interrupted; finished episodes are kept in {out}: rerun the same command to continue",
+              file=sys.stderr)
+        return None
 
 
 def cmd_teleop(args: argparse.Namespace) -> int:
@@ -193,11 +203,8 @@ def cmd_teleop(args: argparse.Namespace) -> int:
     request = TeleopRequest(task=args.task, role=args.role, episodes=args.episodes, out=Path(args.out),
                             device=args.device, robot=args.robot, camera=args.camera, seed=args.seed,
                             noise=args.noise, config=Path(args.config) if args.config else None)
-    try:
-        summary = run_teleop(request)
-    except KeyboardInterrupt:
-        print(f"farl: interrupted; saved episodes are kept in {args.out}: rerun the same command to continue",
-              file=sys.stderr)
+    summary = _until_interrupted(lambda: run_teleop(request), args.out)
+    if summary is None:
         return 130
     outcomes = ", ".join(f"{n} {o}" for o, n in summary.saved.items() if n)
     print(f"{args.out}: {len(summary.bags)} {args.role} episodes saved ({outcomes}), {summary.discarded} discarded; "
@@ -386,13 +393,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"(p50), {results['ratio_p99']:.2f}x (p99)")
     elif args.what == "recorder":
         from farl.bench_recorder import bench_recorder
-        results = bench_recorder(seconds=args.seconds)
+        results = bench_recorder(seconds=args.seconds, camera_every=args.camera_every)
         for name in ("no_camera", "camera"):
             fig = results[name]
             print(f"recorder {name.replace('_', ' ')}: published {fig['published_msgs_per_s']:.0f} msg/s, "
                   f"{fig['published_mb_per_s']:.2f} MB/s; recorded {fig['recorded_msgs_per_s']:.0f} msg/s, "
-                  f"{fig['recorded_mb_per_s']:.2f} MB/s ({fig['ratio_recorded_to_published']:.3f}x the messages "
-                  f"published), {fig['dropped']} dropped")
+                  f"{fig['recorded_mb_per_s']:.2f} MB/s ({fig['ratio_recorded_to_expected']:.3f}x the messages "
+                  f"expected), {fig['dropped']} dropped")
         build = results["build"]
         print(f"farl data build: {build['build_s']:.2f} s for {build['recorded_s']:.1f} s recorded ({build['steps']} "
               f"steps): {build['build_s_per_recorded_hour']:.0f} s per recorded hour")
@@ -589,6 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=40, help="perception: frames (default 40)")
     bench.add_argument("--seconds", type=float, default=20.0, help="recorder: seconds per recorded episode (default "
                        "20)")
+    bench.add_argument("--camera-every", type=int, default=1, help="recorder: the recorder node's camera_every "
+                       "(keep every N-th frame; default 1)")
     bench.add_argument("--weights", help="perception: trained YOLO weights (default: an untrained YOLOv8n)")
     bench.add_argument("--jobs", type=int, default=2, help="failurebench: worker processes (default 2)")
     bench.add_argument("--episodes", type=int, default=100, help="shielded: episodes per shield (default 100); "

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -234,6 +235,9 @@ def run_teleop(request: TeleopRequest, console: Operator | None = None, progress
         saved[read_label(bag).outcome] += 1
     next_index = read_label(bags[-1]).episode + 1 if bags else 0
     scripted = device_kind(request.device)[0] == "scripted"
+    if console is None and device_kind(request.device)[0] == "keyboard" and not sys.stdin.isatty():
+        raise FarlError("--device keyboard needs a terminal on stdin (run it in a shell, over SSH with -t), or use "
+                        "--device spacemouse, twist:TOPIC or joy:TOPIC")
     recorder = LoopBagRecorder(request.out, task.name, request.role)
     device = open_device(request, task)
     approach = DemoScript(task, "recovery", request.handover_gap) if request.role == "recovery" and \
@@ -299,7 +303,4 @@ def _console(device: TeleopDevice) -> Iterator[TerminalConsole]:
     feed = device.feed if isinstance(device, KeyboardTeleop) else None
     help_line = TELEOP_KEYS_HELP + ("   " + KEYBOARD_HELP if feed is not None else "")
     with TerminalConsole(keys=TELEOP_KEYS, help_line=help_line, on_key=feed) as console:
-        if isinstance(device, KeyboardTeleop) and not console.interactive:
-            raise FarlError("--device keyboard needs a terminal on stdin (run it in a shell, over SSH with -t), or "
-                            "use --device spacemouse, twist:TOPIC or joy:TOPIC")
         yield console

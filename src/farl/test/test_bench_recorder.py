@@ -7,10 +7,12 @@ from farl.bench_recorder import bench_recorder
 
 
 def test_the_recorder_bench_records_every_topic_and_builds() -> None:
-    results = bench_recorder(seconds=3.0, progress=False)
+    results = bench_recorder(seconds=3.0, camera_every=3, progress=False)
     for run in ("no_camera", "camera"):
         topics = results[run]["topics"]
         assert all(0 < t["recorded"] <= t["published"] for t in topics.values()), topics
-    assert "/camera/camera/color/image_raw" in results["camera"]["topics"]
-    assert results["camera"]["recorded_mb_per_s"] > 10 * results["no_camera"]["recorded_mb_per_s"]
+    color = results["camera"]["topics"]["/camera/camera/color/image_raw"]
+    assert color["recorded"] <= -(-color["published"] // 3)       # camera_every: every third frame at most
+    assert color["recorded"] >= color["published"] // 3 - 3       # (a loaded machine may drop a few)
+    assert results["camera"]["recorded_mb_per_s"] > 5 * results["no_camera"]["recorded_mb_per_s"]
     assert results["build"]["steps"] >= 10 and results["build"]["build_s_per_recorded_hour"] > 0

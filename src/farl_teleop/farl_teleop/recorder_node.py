@@ -7,7 +7,9 @@ Messages between episodes (the reset) are not recorded.  Online sessions are dat
 `record:=true` the bringup starts this node next to the policy, role `online`.
 
 Parameters (section `farl_recorder`): out (the bag folder), task, role (task | recovery | failure |
-online), camera (also record the realsense-ros topics), camera_namespace, min_free_gib.
+online), camera (also record the realsense-ros topics), camera_every (keep every N-th camera message
+of each camera topic: 6 turns 30 fps into the 5 Hz control rate, a sixth of the ~46 MB/s of a raw
+640x480 D435), camera_namespace, min_free_gib.
 QoS: as the publishers (reliable for /farl/*, sensor data for the camera); /farl/episode depth 10.
 """
 
@@ -25,7 +27,7 @@ from farl_perception.ros_image import DEFAULT_NAMESPACE, camera_topics
 from farl_teleop.episode_bags import ROLES, EpisodeBagWriter
 
 NODE = "farl_recorder"
-NODE_PARAMETERS = {"out": "", "task": "fragile-push-wall", "role": "online", "camera": False,
+NODE_PARAMETERS = {"out": "", "task": "fragile-push-wall", "role": "online", "camera": False, "camera_every": 1,
                    "camera_namespace": DEFAULT_NAMESPACE, "min_free_gib": 1.0}
 FARL_TOPICS = {"/farl/objects": ObjectArray, "/farl/robot_state": RobotState, "/farl/action/proposed": Action,
                "/farl/action/command": Action, "/farl/safety": SafetyVerdict, "/farl/episode": EpisodeEvent}
@@ -50,21 +52,30 @@ class RecorderNode(Node):
         if own["role"] not in ROLES:
             raise ConfigError(f"node {NODE}.role: '{own['role']}' is not one of {', '.join(ROLES)}")
         self.writer = EpisodeBagWriter(own["out"], own["task"], min_free_gib=float(own["min_free_gib"]))
+        if int(own["camera_every"]) < 1:
+            raise ConfigError(f"node {NODE}.camera_every: must be at least 1 (every frame), got {own['camera_every']}")
         self._role = own["role"]
         self._recording: int | None = None
+        self._every: dict[str, int] = {}
         topics = {topic: (kind, RELIABLE) for topic, kind in FARL_TOPICS.items() if topic != EPISODES}
         if own["camera"]:
             camera = camera_topics(own["camera_namespace"])
             topics |= {camera.color: (Image, qos_profile_sensor_data), camera.depth: (Image, qos_profile_sensor_data),
                        camera.info: (CameraInfo, qos_profile_sensor_data)}
+            self._every = {topic: int(own["camera_every"]) for topic in (camera.color, camera.depth, camera.info)}
         for topic, (kind, qos) in topics.items():
             self.create_subscription(kind, topic, self._keep(topic, type_name(kind)), qos, raw=True)
         self.create_subscription(EpisodeEvent, EPISODES, self._on_event, RELIABLE)
         self.get_logger().info(f"recording {len(topics)} topics per episode into {own['out']} (role {self._role})")
 
     def _keep(self, topic: str, msgtype: str):
+        every, seen = self._every.get(topic, 1), [0]
+
         def callback(data: bytes) -> None:
-            if self._recording is not None:
+            if self._recording is None:
+                return
+            seen[0] += 1
+            if (seen[0] - 1) % every == 0:
                 self.writer.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
         return callback
 
