@@ -1,5 +1,6 @@
 """Bring up the FARL graph: `ros2 launch farl bringup.launch.py robot:=sim|IP camera:=sim|realsense|topics task:=...
-mode:=deploy|finetune task_policy:=DIR [recovery_policy:=DIR world_model:=DIR] out:=DIR [episodes:=N]`.
+mode:=deploy|finetune task_policy:=DIR [recovery_policy:=DIR world_model:=DIR] out:=DIR [episodes:=N]`, or
+`mode:=teleop role:=task|recovery|failure device:=twist:/cmd_vel out:=DIR` (demonstrations, recorded).
 
 The processes come from farl.graph's node table (the tests and `farl bringup` start the same
 ones); every process reads the parameter file `config:=` (default share/farl/config/farl.yaml)
@@ -23,7 +24,7 @@ ARGUMENTS = {  # name: (default, description)
     "robot": ("sim", "sim (embedded franky-sim) or the Panda's FCI IP"),
     "camera": ("sim", "sim (the scene's D435), realsense (start realsense-ros), topics (a driver already runs)"),
     "task": ("fragile-push-wall", "fragile-push-wall | disturbed-push | bounded-soccer"),
-    "mode": ("deploy", "deploy | finetune (teleop: not yet)"),
+    "mode": ("deploy", "deploy | finetune | teleop (a teleop device in the policy's place, always recorded)"),
     "task_policy": ("", "task-policy checkpoint directory (farl train)"),
     "recovery_policy": ("", "recovery-policy checkpoint directory; with world_model, the shield"),
     "world_model": ("", "world-model checkpoint directory"),
@@ -31,6 +32,8 @@ ARGUMENTS = {  # name: (default, description)
     "episodes": ("10", "episodes to run"),
     "seed": ("0", "seed of the learner and of the simulated human"),
     "record": ("false", "record every /farl/* topic, one rosbag (MCAP) per episode, into <out>.bags"),
+    "role": ("task", "mode teleop: the demonstrations' role, task | recovery | failure"),
+    "device": ("twist:/cmd_vel", "mode teleop: twist:TOPIC | joy:TOPIC | spacemouse | scripted"),
     "sim_time": ("true", "with robot:=sim, run every node on franky-sim's /clock"),
 }
 
@@ -43,7 +46,8 @@ def _graph(context, *args, **kwargs):
                           config=Path(value["config"]), task_policy=value["task_policy"],
                           recovery_policy=value["recovery_policy"], world_model=value["world_model"],
                           out=value["out"], episodes=int(value["episodes"]), seed=int(value["seed"]),
-                          record=value["record"].lower() == "true", sim_time=value["sim_time"].lower() == "true")
+                          record=value["record"].lower() == "true", sim_time=value["sim_time"].lower() == "true",
+                          role=value["role"], device=value["device"])
         nodes = graph_nodes(graph)
         bringup = write_bringup_parameters(graph, nodes)
     except (FarlError, ValueError) as exc:

@@ -222,7 +222,7 @@ def cmd_bringup(args: argparse.Namespace) -> int:
                       config=Path(args.config) if args.config else default_config_path(),
                       task_policy=args.task_policy, recovery_policy=args.recovery_policy or "",
                       world_model=args.world_model or "", out=args.out, episodes=args.episodes, seed=args.seed,
-                      sim_time=not args.wall_clock)
+                      sim_time=not args.wall_clock, role=args.role, device=args.device, record=args.record)
     bringup(graph)
     summary = Path(args.out) / "summary.json"
     if summary.is_file():
@@ -437,13 +437,16 @@ def cmd_robot_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def robot_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """What `farl run` and `farl bringup` both take: the robot, the task, the checkpoints, the run directory."""
+def robot_run_arguments(parser: argparse.ArgumentParser, teleop: bool = False) -> None:
+    """What `farl run` and `farl bringup` both take: the robot, the task, the checkpoints, the run directory
+    (`teleop`: also mode teleop, which needs no checkpoint)."""
     parser.add_argument("--robot", default="sim", help="'sim' (embedded franky-sim) or the Panda's FCI IP")
     parser.add_argument("--task", required=True, help="fragile-push-wall | disturbed-push | bounded-soccer")
-    parser.add_argument("--mode", choices=["deploy", "finetune"], default="deploy")
+    parser.add_argument("--mode", choices=["deploy", "finetune", "teleop"] if teleop else ["deploy", "finetune"],
+                        default="deploy")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy` (or of `farl run`)")
+    parser.add_argument("--task-policy", required=not teleop, default="",
+                        help="run dir of `farl train task-policy` (or of `farl run`)")
     parser.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy` (the shield)")
     parser.add_argument("--world-model", help="run dir of `farl train world-model` (the shield)")
     parser.add_argument("--out", required=True, help="run directory; rerun with the same one to resume")
@@ -544,10 +547,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     graph = verbs.add_parser("bringup", help="the ROS 2 graph of bringup.launch.py in one process (no ros2 launch "
                              "needed), until its episodes are done")
-    robot_run_arguments(graph)
+    robot_run_arguments(graph, teleop=True)
+    graph.add_argument("--role", default="task", choices=["task", "recovery", "failure"],
+                       help="mode teleop: the demonstrations' role")
+    graph.add_argument("--device", default="twist:/cmd_vel", help="mode teleop: twist:TOPIC | joy:TOPIC | spacemouse "
+                       "| scripted (default twist:/cmd_vel, teleop_twist_keyboard's)")
     graph.add_argument("--camera", default="sim", choices=["sim", "ground-truth", "realsense", "topics"],
                        help="sim (the scene's D435), ground-truth (sim states), realsense, topics (already published)")
     graph.add_argument("--wall-clock", action="store_true", help="robot sim: nodes on the wall clock, not /clock")
+    graph.add_argument("--record", action="store_true", help="the recorder node: one bag per episode into OUT.bags "
+                       "(always on in mode teleop)")
     graph.set_defaults(func=cmd_bringup)
 
     data = verbs.add_parser("data", help="recorded episode bags: inspect them, build datasets from them")

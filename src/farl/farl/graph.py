@@ -50,6 +50,8 @@ class GraphArgs:
     episodes: int = 10
     seed: int = 0
     record: bool = False
+    role: str = "task"               # mode teleop: the demonstrations' role (the recorder labels the bags with it)
+    device: str = "twist:/cmd_vel"   # mode teleop: the policy node's teleop_device
     sim_time: bool = True            # with robot:=sim: every node on franky-sim's /clock
     bridge_stats: str = ""           # the bridge writes its command-latency figures here on shutdown (benchmarks)
 
@@ -62,15 +64,14 @@ class GraphArgs:
         if self.camera not in CAMERAS:
             raise ConfigError(f"camera:={self.camera}: choose one of {', '.join(CAMERAS)}")
         if self.mode == "teleop":
-            raise ConfigError("mode:=teleop needs the teleop device node, which this version does not have yet "
-                              "(README, Limitations); use `farl demos` to record scripted demos")
+            self._check_teleop()
         if self.camera in ("sim", "ground-truth") and self.robot != "sim":
             raise ConfigError(f"camera:={self.camera} comes from franky-sim's scene: with a real robot "
                               f"(robot:={self.robot}) use camera:=realsense or camera:=topics")
         if self.camera not in ("sim", "ground-truth") and self.robot == "sim":
             raise ConfigError(f"camera:={self.camera} with robot:=sim: a real camera cannot see the simulated scene; "
                               "use camera:=sim (or ground-truth)")
-        if not self.task_policy:
+        if not self.task_policy and self.mode != "teleop":
             raise ConfigError(f"mode:={self.mode} needs task_policy:=DIR (a `farl train` output directory)")
         if bool(self.recovery_policy) != bool(self.world_model):
             raise ConfigError("the shield needs recovery_policy:=DIR and world_model:=DIR (or neither: unshielded)")
@@ -80,6 +81,26 @@ class GraphArgs:
             raise ConfigError(f"episodes:={self.episodes}: must be at least 1")
         if not self.config.is_file():
             raise ConfigError(f"config:={self.config}: no such parameter file")
+
+    def _check_teleop(self) -> None:
+        from farl_teleop.devices import device_kind
+
+        if self.role not in ("task", "recovery", "failure"):
+            raise ConfigError(f"role:={self.role}: choose one of task, recovery, failure")
+        kind, _ = device_kind(self.device)
+        if kind == "keyboard":
+            raise ConfigError("device:=keyboard: a launched node has no terminal; run teleop_twist_keyboard in "
+                              "yours and pass device:=twist:/cmd_vel (or use `farl teleop`)")
+        if kind == "scripted" and self.robot != "sim":
+            raise ConfigError("device:=scripted drives franky-sim only: on a robot use a twist:, joy: or spacemouse "
+                              "device")
+        if self.task_policy or self.recovery_policy or self.world_model:
+            raise ConfigError("mode:=teleop runs no policy: leave task_policy, recovery_policy and world_model unset")
+
+    @property
+    def recording(self) -> bool:
+        """Teleop sessions are recorded whatever `record` says: the bags are what they are for."""
+        return self.record or self.mode == "teleop"
 
     @property
     def uses_sim_time(self) -> bool:
@@ -112,11 +133,12 @@ def graph_nodes(args: GraphArgs) -> list[GraphNode]:
         GraphNode("farl", "policy_node", "farl.policy_node", "farl_policy",
                   {"farl_policy": {**common, **checkpoints, "task": args.task, "mode": args.mode,
                                    "num_episodes": args.episodes, "out": str(out), "seed": args.seed,
-                                   "robot": args.robot, "camera": args.camera, "config_file": config}}),
-        GraphNode("farl_safety", "shield_node", "farl_safety.shield_node", "farl_safety",
-                  {"farl_safety": {**common, **checkpoints, "task": args.task, "config_file": config,
-                                   "updated_policy": str(out / "policy")}}),
-    ]
+                                   "robot": args.robot, "camera": args.camera, "config_file": config,
+                                   "role": args.role, "teleop_device": args.device}})]
+    if args.mode != "teleop":  # a teleop device's action goes to the bridge's hard limits only
+        nodes.append(GraphNode("farl_safety", "shield_node", "farl_safety.shield_node", "farl_safety",
+                               {"farl_safety": {**common, **checkpoints, "task": args.task, "config_file": config,
+                                                "updated_policy": str(out / "policy")}}))
     if args.robot == "sim":
         nodes.append(GraphNode("farl_sim", "sim_world_node", "farl_sim.franka_scenes.sim_world_node", None,
                                {"farl_bridge": {**common, "robot": "sim", "stats_file": args.bridge_stats},
@@ -124,10 +146,11 @@ def graph_nodes(args: GraphArgs) -> list[GraphNode]:
     else:
         nodes.append(GraphNode("farl_control", "bridge_node", "farl_control.bridge_node", "farl_bridge",
                                {"farl_bridge": {"robot": args.robot, "stats_file": args.bridge_stats}}))
-    if args.record:  # online sessions are data too: one bag per episode next to the run directory
+    if args.recording:  # online sessions are data too: one bag per episode next to the run directory
+        role = args.role if args.mode == "teleop" else "online"
         nodes.append(GraphNode("farl_teleop", "recorder_node", "farl_teleop.recorder_node", "farl_recorder",
                                {"farl_recorder": {**common, "out": str(bag_folder(args)), "task": args.task,
-                                                  "role": "online", "camera": args.camera != "ground-truth"}}))
+                                                  "role": role, "camera": args.camera != "ground-truth"}}))
     if args.camera == "realsense":  # realsense-ros, D435 colour with depth aligned to it (topics under /camera/camera)
         nodes.append(GraphNode("realsense2_camera", "realsense2_camera_node", "", "camera",
                                {"/camera/camera": {"align_depth.enable": True, "rgb_camera.color_profile": "640x480x30",

@@ -21,11 +21,19 @@ human (scene node), whose START carries the episode's goal.  The PPO update and 
 directory's files (run_session.RunDirectory: session checkpoint, episodes.csv, summary.json,
 policy/) are written after each episode, so a killed node resumes from the same `out`.
 
-Services: `~/save_checkpoint` and `~/load_checkpoint` (farl_interfaces) for the task policy.
+Mode teleop (`mode:=teleop` in the launch, always with the recorder): the `teleop_device` of the
+demonstration `role` (farl_teleop's devices: twist:TOPIC, e.g. teleop_twist_keyboard's /cmd_vel or
+spacenav's /spacenav/twist; joy:TOPIC; spacemouse; scripted) acts in the policy's place, and its
+action is published as /farl/action/command itself (no shield runs; the bridge's hard limits apply).
+The episodes, the console's keys and the run directory's episodes.csv are as in the other modes.
+
+Services: `~/save_checkpoint` and `~/load_checkpoint` (farl_interfaces) for the task policy (not in
+mode teleop).
 Parameters: the `farl_policy` section (monitor, episodes, goal, start_timeout_s: RuntimeConfig) plus
 task, mode (deploy | finetune), num_episodes (`episodes` is RuntimeConfig's group), task_policy,
 recovery_policy, world_model, out, seed, robot, camera, config_file (the parameter file whose
-farl_training section holds PPO and shield settings, as `farl run --config`).
+farl_training section holds PPO and shield settings, as `farl run --config`), role and teleop_device
+(mode teleop).
 """
 
 from __future__ import annotations
@@ -49,24 +57,29 @@ from farl.config_files import default_config_path
 from farl.robot_loop import EpisodeRecord, EpisodeTally, ManualReset, account_step, close_by_human, handle_events
 from farl.run_session import MODES, RunDirectory, RunRequest, build_agent, load_configs
 from farl.runtime_config import RuntimeConfig
+from farl.teleop_session import TeleopAgent, open_device
 from farl_control.bridge import BridgeStatus, RobotStateSample
 from farl_control.state_messages import robot_state_from_msg
 from farl_core.checkpoint import load_checkpoint
 from farl_core.config import from_mapping
 from farl_core.episodes import EpisodeManager, HumanEvent, Outcome, Phase
 from farl_core.errors import ConfigError, FarlError
-from farl_core.franka_tasks import get_franka_task
+from farl_core.franka_tasks import FrankaTask, get_franka_task
 from farl_core.message_time import stamp_key, stamp_seconds, to_stamp
 from farl_core.run_node import Process, read_parameters, run
 from farl_core.task_monitor import MonitorStep, TaskMonitor
 from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState, SafetyVerdict
 from farl_interfaces.srv import LoadCheckpoint, SaveCheckpoint
 from farl_perception.object_messages import from_object_array_msg
+from farl_sim.franka_scenes.controllers import ROLES
+from farl_teleop.devices import device_kind
 
 NODE = "farl_policy"
 NODE_PARAMETERS = {"task": "fragile-push-wall", "mode": "deploy", "num_episodes": 10, "task_policy": "",
                    "recovery_policy": "", "world_model": "", "out": "", "seed": 0, "robot": "sim", "camera": "sim",
-                   "config_file": ""}
+                   "config_file": "", "role": "task", "teleop_device": "twist:/cmd_vel"}
+TELEOP = "teleop"
+"""mode teleop: a teleop device in the policy's place, its action published as the command (no shield)."""
 RELIABLE_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 EVENTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 INPUT_SILENCE_S = 5.0
@@ -98,9 +111,9 @@ class Pending:
 
 def run_request(own: dict) -> RunRequest:
     """The node's parameters as the `farl run` request they mirror (its identity guards the run directory)."""
-    if own["mode"] not in MODES:
-        raise ConfigError(f"node {NODE}.mode: '{own['mode']}' is not one of {', '.join(MODES)}")
-    for name in ("task_policy", "out"):
+    if own["mode"] not in (*MODES, TELEOP):
+        raise ConfigError(f"node {NODE}.mode: '{own['mode']}' is not one of {', '.join((*MODES, TELEOP))}")
+    for name in ("task_policy", "out") if own["mode"] != TELEOP else ("out",):
         if not own[name]:
             raise ConfigError(f"node {NODE}.{name}: not set (a directory); the launch sets it from its arguments")
     if bool(own["recovery_policy"]) != bool(own["world_model"]):
@@ -122,7 +135,8 @@ class PolicyNode(Node):
         self.request = run_request(own)
         self.task = get_franka_task(self.request.task)
         configs = load_configs(self.request.config)
-        self.agent, _ = build_agent(self.request, self.task, configs)  # the shield object sets update_with only
+        self.teleop = self.request.mode == TELEOP
+        self.agent = teleop_agent(own, self.task) if self.teleop else build_agent(self.request, self.task, configs)[0]
         self.monitor = TaskMonitor(self.task, self.runtime.monitor)
         self.manager = EpisodeManager(self.runtime.episodes)
         self.operator = ManualReset(self.runtime.goal or tuple(self.task.geometry.goal_region.centre))
@@ -153,11 +167,14 @@ class PolicyNode(Node):
         self.create_subscription(Action, "/farl/action/command", self._on_command, qos, callback_group=group)
         self.create_subscription(SafetyVerdict, "/farl/safety", self._on_verdict, qos, callback_group=group)
         self.create_subscription(EpisodeEvent, "/farl/episode", self._on_event, EVENTS_QOS, callback_group=group)
-        self._proposals = self.create_publisher(Action, "/farl/action/proposed", qos)
+        # in teleop mode the device's action is the command: the bridge's hard limits are its only filter
+        self._proposals = self.create_publisher(Action, "/farl/action/command" if self.teleop else
+                                                "/farl/action/proposed", qos)
         self._episodes = self.create_publisher(EpisodeEvent, "/farl/episode", EVENTS_QOS)
         self._reset = self.create_client(Trigger, "/farl_bridge/reset", callback_group=group)
-        self.create_service(SaveCheckpoint, "~/save_checkpoint", self._save_checkpoint, callback_group=group)
-        self.create_service(LoadCheckpoint, "~/load_checkpoint", self._load_checkpoint, callback_group=group)
+        if not self.teleop:
+            self.create_service(SaveCheckpoint, "~/save_checkpoint", self._save_checkpoint, callback_group=group)
+            self.create_service(LoadCheckpoint, "~/load_checkpoint", self._load_checkpoint, callback_group=group)
         self.create_timer(self.period / 2, self._supervise, callback_group=group)
         self._state_seen = time.monotonic()
         self._bridge_lost = False
@@ -332,6 +349,8 @@ class PolicyNode(Node):
         self.monitor.reset(self._goal if self._goal is not None else np.asarray(self.operator.goal, dtype=float))
         self._started = now
         self._version = self.agent.updates
+        if self.teleop:  # a scripted device's episode (its noise, a guided failure's turn) from its own seed
+            self.agent.begin_episode(np.random.default_rng([self.request.seed, self.manager.episode]))
         self._between = "running"
         self.get_logger().info(f"episode {self.manager.episode + 1}: running")
 
@@ -393,6 +412,16 @@ class PolicyNode(Node):
             return response
         response.success, response.message = True, f"task policy loaded from {request.path}"
         return response
+
+
+def teleop_agent(own: dict, task: FrankaTask) -> TeleopAgent:
+    """Mode teleop's agent: the `teleop_device` (twist:TOPIC, joy:TOPIC, spacemouse, scripted) of `role`."""
+    if own["role"] not in ROLES:
+        raise ConfigError(f"node {NODE}.role: '{own['role']}' is not one of {', '.join(ROLES)}")
+    if device_kind(own["teleop_device"])[0] == "keyboard":
+        raise ConfigError(f"node {NODE}.teleop_device: keyboard reads this process's terminal, which a launch does "
+                          "not give it; run teleop_twist_keyboard and use twist:/cmd_vel (or `farl teleop`)")
+    return TeleopAgent(open_device(own["teleop_device"], task, own["role"]))
 
 
 def process() -> Process:

@@ -92,8 +92,9 @@ class TeleopRequest:
                             "--camera realsense[:SERIAL]")
 
 
-def open_device(request: TeleopRequest, task: FrankaTask) -> TeleopDevice:
-    kind, topic = device_kind(request.device)
+def open_device(spec: str, task: FrankaTask, role: str, noise: float = 0.2) -> TeleopDevice:
+    """The device of a `--device` value (`farl teleop`, and the policy node's mode teleop)."""
+    kind, topic = device_kind(spec)
     if kind == "keyboard":
         return KeyboardTeleop()
     if kind == "spacemouse":
@@ -102,10 +103,10 @@ def open_device(request: TeleopRequest, task: FrankaTask) -> TeleopDevice:
         from farl_teleop.ros_devices import RosTopicTeleop
 
         return RosTopicTeleop(kind, topic)
-    if request.role == "recovery":  # the approach is the session's (TeleopAgent), the device recovers
-        return ScriptedTeleop(scripted_controller(task, "recovery"), request.noise / 2)
-    script = DemoScript(task, request.role)
-    return ScriptedTeleop(script.action, request.noise, begin=script.begin)
+    if role == "recovery":  # the approach is the session's (TeleopAgent), the device recovers
+        return ScriptedTeleop(scripted_controller(task, "recovery"), noise / 2)
+    script = DemoScript(task, role)
+    return ScriptedTeleop(script.action, noise, begin=script.begin)
 
 
 class TeleopAgent:
@@ -163,6 +164,13 @@ class TeleopAgent:
 
     def end_episode(self) -> None:
         self._pending = False
+
+    def state(self) -> tuple[dict, dict]:
+        """Nothing learned to checkpoint (the run directory's session file only keeps the episode records)."""
+        return {}, {"teleop": self.device.name}
+
+    def load_state(self, tensors: dict, meta: dict) -> None:
+        del tensors, meta
 
 
 class TeleopOperator:
@@ -239,7 +247,7 @@ def run_teleop(request: TeleopRequest, console: Operator | None = None, progress
         raise FarlError("--device keyboard needs a terminal on stdin (run it in a shell, over SSH with -t), or use "
                         "--device spacemouse, twist:TOPIC or joy:TOPIC")
     recorder = LoopBagRecorder(request.out, task.name, request.role)
-    device = open_device(request, task)
+    device = open_device(request.device, task, request.role, request.noise)
     approach = DemoScript(task, "recovery", request.handover_gap) if request.role == "recovery" and \
         request.robot == "sim" else None
     agent = TeleopAgent(device, approach)

@@ -59,10 +59,26 @@ def test_a_real_robot_graph_runs_the_bridge_alone_on_the_wall_clock(args: GraphA
     assert all(not s.get("use_sim_time", False) for n in nodes for s in n.sections.values())
 
 
+def test_a_teleop_graph_records_the_device_with_no_policy_and_no_shield(args: GraphArgs) -> None:
+    teleop = replace(args, mode="teleop", task_policy="", recovery_policy="", world_model="", role="failure",
+                     device="joy:/joy")
+    nodes = {n.executable: n for n in graph_nodes(teleop)}
+    assert "shield_node" not in nodes and "recorder_node" in nodes    # recorded whatever record:= says
+    policy = nodes["policy_node"].sections["farl_policy"]
+    assert (policy["mode"], policy["role"], policy["teleop_device"]) == ("teleop", "failure", "joy:/joy")
+    assert nodes["recorder_node"].sections["farl_recorder"]["role"] == "failure"
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"robot": "172.16.0.2"}, "camera:=sim comes from franky-sim"),
     ({"camera": "realsense"}, "cannot see the simulated scene"),
-    ({"mode": "teleop"}, "teleop device node"),
+    ({"mode": "teleop"}, "runs no policy"),
+    ({"mode": "teleop", "task_policy": "", "recovery_policy": "", "world_model": "", "device": "keyboard"},
+     "teleop_twist_keyboard"),
+    ({"mode": "teleop", "task_policy": "", "recovery_policy": "", "world_model": "", "robot": "172.16.0.2",
+      "camera": "realsense", "device": "scripted"}, "franky-sim only"),
+    ({"mode": "teleop", "task_policy": "", "recovery_policy": "", "world_model": "", "role": "online"},
+     "role:=online"),
     ({"task_policy": ""}, "needs task_policy"),
     ({"world_model": ""}, "the shield needs"),
     ({"out": ""}, "out:=DIR"),

@@ -40,7 +40,10 @@ from farl_control.scheduling import keeps_scheduling
 from farl_core.errors import FarlError
 
 GRIPPER_TIMEOUT_S = 10.0
-"""A Franka Hand motion takes at most ~2 s; longer means the gripper is not answering."""
+"""A Franka Hand motion takes at most ~2 s; longer (in robot time) means the gripper is not answering."""
+
+GRIPPER_WALL_LIMIT_S = 120.0
+"""Wall seconds after which a gripper wait gives up even if the robot clock barely moved (franky-sim starved)."""
 
 
 SETTLE_TIMEOUT_S = 10.0
@@ -152,6 +155,8 @@ class FrankaBridge:
                 self._move_to(target)
                 if gripper is not None:
                     self._gripper(float(gripper))
+            except franky.NetworkException as exc:
+                raise self._lost(exc) from None
             except franky.Exception as exc:
                 self._recover(f"{type(exc).__name__}: {exc}")
                 return replace(limited, rejected=True, reason=f"robot error recovered, command dropped: {exc}")
@@ -280,10 +285,14 @@ class FrankaBridge:
         try:
             yield
         except (RuntimeError, franky.NetworkException) as exc:
-            self._status = BridgeStatus.UNRECOVERABLE
-            self._error = (f"lost the connection to the robot at {self.robot.fci_hostname} ({exc}): check the "
-                           "cable and FCI (or a CPU too loaded to run franky-sim), then rerun to resume")
-            raise RobotError(self._error) from None
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: Exception) -> RobotError:
+        """The connection is gone: UNRECOVERABLE (a dead libfranka client blocks on its next call), with why."""
+        self._status = BridgeStatus.UNRECOVERABLE
+        self._error = (f"lost the connection to the robot at {self.robot.fci_hostname} ({exc}): check the "
+                       "cable and FCI (or a CPU too loaded to run franky-sim), then rerun to resume")
+        return RobotError(self._error)
 
     @keeps_scheduling  # also runs in the watchdog thread
     def _settle(self) -> None:
@@ -318,6 +327,8 @@ class FrankaBridge:
                                      "restart the bridge") from exc
                 self._settle()
             except (franky.Exception, franky.InvalidMotionTypeException) as exc:  # the latter is no franky.Exception
+                if isinstance(exc, franky.NetworkException):  # no state for libfranka's timeout: not recoverable here
+                    raise self._lost(exc) from None
                 if time.monotonic() > deadline:
                     raise RobotError(f"reset failed for {SETTLE_TIMEOUT_S:.0f} s ({type(exc).__name__}: {exc}); "
                                      "check the robot and restart the bridge") from exc
@@ -388,10 +399,15 @@ class FrankaBridge:
             self._await_gripper("opening" if not close else "closing")
 
     def _await_gripper(self, what: str) -> None:
+        """Wait for the gripper command, timed in robot time like the watchdog: on a Panda that is wall time;
+        franky-sim on a loaded machine runs slower than real time, and its gripper with it (a wall-clock
+        timeout failed resets of the ROS graph's simulated world there)."""
         assert self._gripper_future is not None
-        if not self._gripper_future.wait(GRIPPER_TIMEOUT_S):
-            raise RobotError(f"gripper: {what} did not finish within {GRIPPER_TIMEOUT_S:.0f} s; check the Franka "
-                             "Hand (homing in Desk) and restart the bridge")
+        start, wall_start = self.robot_time(), time.monotonic()
+        while not self._gripper_future.wait(0.05):
+            if self.robot_time() - start > GRIPPER_TIMEOUT_S or time.monotonic() - wall_start > GRIPPER_WALL_LIMIT_S:
+                raise RobotError(f"gripper: {what} did not finish within {GRIPPER_TIMEOUT_S:.0f} s; check the "
+                                 "Franka Hand (homing in Desk) and restart the bridge")
         self._gripper_future = None
 
     def _recover(self, reason: str) -> None:

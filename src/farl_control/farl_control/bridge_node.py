@@ -49,8 +49,11 @@ from farl_interfaces.msg import Action, RobotState
 
 NODE = "farl_bridge"
 NODE_PARAMETERS = {"stats_file": "", "base_frame": "base"}
-CLOCK_RATE_HZ = 200.0
-"""/clock updates per wall second under franky-sim: 5 ms steps, fine enough for a 5 Hz loop's timers."""
+CLOCK_RATE_HZ = 50.0
+"""/clock updates per wall second under franky-sim: 20 ms steps, a tenth of the 5 Hz loop's period.  Every
+node on sim time wakes for each update (rclpy's executor: Python, under the GIL); at 200 Hz those wake-ups
+starved franky-sim's Python 1 kHz loop in the same process (profiled in `farl bringup`: an episode ran at
+1/36 of real time)."""
 COMMANDS = "/farl/action/command"
 RELIABLE_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 Connect = Callable[[BridgeConfig], FrankaBridge]

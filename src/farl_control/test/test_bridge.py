@@ -256,3 +256,49 @@ def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x2, y2, z2, w2 = b
     return np.array([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
                      w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2])
+
+
+class _Clock:
+    """franky's robot state clock of a stand-in robot: each read advances it by `step` seconds of robot time."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def to_sec(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class _Gripper:
+    def __init__(self, answers_after: int) -> None:
+        self.answers_after = answers_after
+
+    def move_async(self, width: float, speed: float):
+        gripper = self
+
+        class Future:
+            waits = 0
+
+            def wait(self, timeout: float) -> bool:
+                self.waits += 1
+                return self.waits > gripper.answers_after
+        return Future()
+
+
+def _stand_in_bridge(clock_step: float, answers_after: int) -> FrankaBridge:
+    from types import SimpleNamespace
+
+    robot = SimpleNamespace(relative_dynamics_factor=0.0, has_errors=False, fci_hostname="stand-in",
+                            state=SimpleNamespace(time=_Clock(clock_step)))
+    return FrankaBridge(robot, _Gripper(answers_after), BridgeConfig(), watchdog=False)
+
+
+def test_the_gripper_timeout_runs_in_robot_time() -> None:
+    """A starved franky-sim (robot time crawling) gets its gripper's seconds; a gripper silent for 10 s of robot
+    time is a one-line RobotError however fast those pass in wall time."""
+    slow = _stand_in_bridge(clock_step=0.01, answers_after=200)  # 200 waits of 50 ms (10 s wall), 2 s robot time
+    slow.open_gripper(wait=True)
+    silent = _stand_in_bridge(clock_step=1.0, answers_after=10**9)
+    with pytest.raises(RobotError, match="did not finish within 10 s") as error:
+        silent.open_gripper(wait=True)
+    assert "\n" not in str(error.value)

@@ -96,6 +96,11 @@ class RecorderNode(Node):
             self.get_logger().error(str(exc))
             self._recording = None
 
+    @property
+    def recording(self) -> bool:
+        """An episode's bag is open (its outcome has not come yet)."""
+        return self._recording is not None
+
     def close(self) -> None:
         """Ctrl-C mid-episode: that episode's recording is dropped (it has no outcome); finished ones stay."""
         self.writer.abandon()
