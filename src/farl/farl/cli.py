@@ -392,7 +392,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"{runner['p50_ms']:.1f} ms, p99 {runner['p99_ms']:.1f} ms; graph / runner {results['ratio_p50']:.2f}x "
               f"(p50), {results['ratio_p99']:.2f}x (p99)")
     elif args.what == "recorder":
-        from farl.bench_recorder import bench_recorder
+        from farl.recorder_bench_node import bench_recorder
         results = bench_recorder(seconds=args.seconds, camera_every=args.camera_every)
         for name in ("no_camera", "camera"):
             fig = results[name]

@@ -100,7 +100,7 @@ def open_device(spec: str, task: FrankaTask, role: str, noise: float = 0.2) -> T
     if kind == "spacemouse":
         return SpaceMouseTeleop()
     if kind in ("twist", "joy"):
-        from farl_teleop.ros_devices import RosTopicTeleop
+        from farl_teleop.topic_teleop_node import RosTopicTeleop
 
         return RosTopicTeleop(kind, topic)
     if role == "recovery":  # the approach is the session's (TeleopAgent), the device recovers

@@ -13,8 +13,8 @@ toggle left it, so every recorded action states the gripper it wants (as the scr
 
     keyboard          keys read by the operator console (works over SSH): KEYBOARD_HELP
     spacemouse        a 3Dconnexion SpaceMouse through `pyspacemouse`
-    twist:TOPIC       geometry_msgs/Twist (spacenav_node, teleop_twist_joy, ...): ros_devices.py
-    joy:TOPIC         sensor_msgs/Joy with an enable button: ros_devices.py
+    twist:TOPIC       geometry_msgs/Twist (spacenav_node, teleop_twist_joy, ...): topic_teleop_node.py
+    joy:TOPIC         sensor_msgs/Joy with an enable button: topic_teleop_node.py
     scripted          the task's scripted controller of the session's role (tests, unattended sim)
 """
 

@@ -20,7 +20,7 @@ from farl_teleop.devices import (
     device_kind,
     spacemouse_input,
 )
-from farl_teleop.ros_devices import JoyMapping, TwistMapping, joy_input, twist_input
+from farl_teleop.topic_teleop_node import JoyMapping, TwistMapping, joy_input, twist_input
 
 OBS = np.zeros(8)
 
@@ -122,7 +122,7 @@ def test_a_twist_topic_drives_the_device_on_real_rclpy() -> None:
     from geometry_msgs.msg import Twist
     from rclpy.context import Context
 
-    from farl_teleop.ros_devices import RosTopicTeleop
+    from farl_teleop.topic_teleop_node import RosTopicTeleop
 
     device = RosTopicTeleop("twist", "/test_teleop/twist", TwistMapping(timeout_s=0.5))
     context = Context()

@@ -3,7 +3,7 @@ camera included, and the bag builds. The figures themselves are BENCHMARKS.md's 
 
 from __future__ import annotations
 
-from farl.bench_recorder import bench_recorder
+from farl.recorder_bench_node import bench_recorder
 
 
 def test_the_recorder_bench_records_every_topic_and_builds() -> None:
