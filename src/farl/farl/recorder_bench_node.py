@@ -106,10 +106,11 @@ def _record(context: Any, bags: Path, camera: bool, camera_every: int, seconds: 
     executor.add_node(node)
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     episodes = node.create_publisher(EpisodeEvent, "/farl/episode", reliable)
-    published = {topic: 0 for topic in _messages(camera)}
-    sizes = {topic: len(serialize_message(msg)) for topic, (msg, _) in _messages(camera).items()}
+    messages = _messages(camera)  # built once: the camera frames are megabytes of generated pixels
+    published = {topic: 0 for topic in messages}
+    sizes = {topic: len(serialize_message(msg)) for topic, (msg, _) in messages.items()}
     publishers = {}
-    for topic, (msg, _) in _messages(camera).items():
+    for topic, (msg, _) in messages.items():
         qos = qos_profile_sensor_data if topic.startswith("/camera") else reliable
         publishers[topic] = node.create_publisher(type(msg), topic, qos)
 
@@ -127,7 +128,6 @@ def _record(context: Any, bags: Path, camera: bool, camera_every: int, seconds: 
             spin(time.monotonic() + 0.1)
         episodes.publish(EpisodeEvent(event=EpisodeEvent.START, episode_index=0, source="operator"))
         spin(time.monotonic() + 0.5)
-        messages = _messages(camera)
 
         def timer(topic: str):
             def publish() -> None:
