@@ -419,6 +419,8 @@ class FrankaBridge:
             time.sleep(settings.backoff_s * 2**attempt)
             try:
                 self.robot.recover_from_errors()
+            except franky.NetworkException as exc:  # the connection itself is gone: nothing to recover here
+                raise self._lost(exc) from None
             except franky.Exception as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
