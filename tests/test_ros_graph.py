@@ -14,6 +14,8 @@ One graph, one test, in stages (starting it costs a minute on a loaded 2-core ma
      stops within the watchdog time;
   3. the simulated world (the bridge) is killed: perception and the policy keep running and report it.
 The recorder (record:=true) runs too: its bags of stage 1 become a dataset (`farl data build`).
+A second graph runs mode:=teleop (recovery demonstrations by the scripted device, on ground-truth objects):
+the approach is not recorded, an operator's discard deletes the bag and the episode is recorded again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from farl_core.message_time import stamp_key, stamp_seconds
 from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState, SafetyVerdict
 from farl_interfaces.srv import LoadCheckpoint, SaveCheckpoint
 from farl_policy.gaussian import GaussianPolicy
+from farl_sim.franka_scenes.controllers import failure_margin
 from farl_teleop.episode_bags import finished_episodes, read_label
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,7 +204,7 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
         assert not refused.success and "\n" not in refused.message, refused.message
         recovered = probe.call(Trigger, "/farl_bridge/recover", Trigger.Request())
         if not recovered.success and "lost the connection to the robot" in recovered.message:
-            simulator_lost(f"at the recover service: {recovered.message}")
+            simulator_lost(f"at the recover service: {recovered.message}; node output:\n{logs()}")
         assert recovered.success, recovered.message
 
         # 2. kill the shield mid-episode: nothing reaches the bridge unshielded, the arm stops
@@ -237,6 +240,78 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
         probe.close()
     codes = {name: processes[name].interrupt(timeout_s=60.0) for name in ("policy_node", "perception_node")}
     assert codes == {"policy_node": 0, "perception_node": 0}, f"{codes}\n{logs()}"
+
+
+@pytest.mark.flaky(reruns=1)
+def test_teleop_mode_records_recovery_demos_from_the_handover_and_rerecords_a_discarded_one(
+        start_node, ros_context, shipped_config: Path, tmp_path: Path) -> None:
+    args = GraphArgs(task="bounded-soccer", mode="teleop", role="recovery", device="scripted", camera="ground-truth",
+                     config=shipped_config, out=str(tmp_path / "demos"), episodes=2)
+    nodes = graph_nodes(args)
+    recorder = next(n for n in nodes if n.executable == "recorder_node").sections["farl_recorder"]
+    assert (recorder["role"], recorder["record_from"]) == ("recovery", "handover")
+    bringup = write_bringup_parameters(args, nodes)
+    processes = {n.executable: start_node(n.executable, *ros_arguments(n, shipped_config, bringup)) for n in nodes}
+    assert set(processes) == {"sim_world_node", "policy_node", "recorder_node"}  # no shield: the device commands
+    bags = bag_folder(args)
+
+    def logs() -> str:
+        return "\n".join(f"--- {name}\n{p.output()[-3000:]}" for name, p in processes.items())
+
+    def robot_lost() -> bool:
+        return "lost the connection to the robot" in processes["sim_world_node"].output()
+
+    def policy_says(event: int, episode: int) -> list[EpisodeEvent]:
+        return [m for m in probe.messages("/farl/episode")
+                if m.source == "farl_policy" and m.event == event and m.episode_index == episode]
+
+    probe = Probe(ros_context)
+    operator = probe.node.create_publisher(EpisodeEvent, "/farl/episode",
+                                           QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        # the operator discards the first demo a few ticks after the handover (the console's `r`)
+        probe.spin_until(lambda: policy_says(EpisodeEvent.HANDOVER, 0), 600.0, "the first demo's handover", logs,
+                         robot_lost)
+        handed_over = len(probe.messages("/farl/action/command"))
+        probe.spin_until(lambda: len(probe.messages("/farl/action/command")) > handed_over + 3, 60.0,
+                         "ticks after the handover", logs, robot_lost)
+        operator.publish(EpisodeEvent(event=EpisodeEvent.ABORT, episode_index=0, source="operator", note="r"))
+        probe.spin_until(lambda: policy_says(EpisodeEvent.DISCARD, 0), 60.0, "the policy node's DISCARD", logs)
+        probe.spin_until(lambda: not any(bags.glob(".episode_0000.partial")), 30.0, "the bag deleted", logs)
+        assert not finished_episodes(bags), "a discarded demo left a bag"
+
+        # two demos kept (a scripted clip that failed anyway is discarded too), episodes 0 and 1
+        probe.spin_until(lambda: len(probe.outcomes()) >= 2, 900.0, "two kept recovery demos", logs, robot_lost)
+        probe.spin_until(lambda: len(finished_episodes(bags)) >= 2, 60.0, "the recorder closing their bags", logs)
+        assert not probe.messages("/farl/action/proposed") and not probe.messages("/farl/safety")
+        labels = [read_label(b) for b in finished_episodes(bags)]
+        assert [(lb.role, lb.episode) for lb in labels] == [("recovery", 0), ("recovery", 1)], labels
+        assert all(lb.outcome in ("timeout", "success") for lb in labels), labels  # the clip ends, or it recovered
+        with (tmp_path / "demos" / "episodes.csv").open() as f:
+            assert [r["outcome"] for r in csv.DictReader(f)] == [lb.outcome for lb in labels]
+
+        task = get_franka_task("bounded-soccer")
+        published = probe.messages("/farl/action/command")
+        for bag in finished_episodes(bags):
+            label, messages = read_bag(bag)
+            events = [m for _, m in messages["/farl/episode"]]
+            [start] = [m for m in events if m.event == EpisodeEvent.START]
+            [handover] = [m for m in events if m.event == EpisodeEvent.HANDOVER]
+            recorded = [m for _, m in messages["/farl/action/command"]]
+            # from the handover tick on, nothing of the approach: the clip is at most recovery_steps ticks
+            assert min(stamp_key(m.header.stamp) for m in recorded) >= stamp_key(handover.header.stamp)
+            assert 10 <= len(recorded) <= 31, len(recorded)
+            during = [m for m in published if stamp_key(start.header.stamp) <= stamp_key(m.header.stamp) <=
+                      stamp_key(events[-1].header.stamp)]
+            assert len(during) > len(recorded) + 3, "the approach's commands were recorded"
+            steps = episode_transitions(task, label, messages)
+            assert steps is not None and failure_margin(task, steps.obs[0]) < 0.06  # it starts near the failure
+            assert steps.cost.sum() == 0 and (steps.truncated[-1] or steps.terminated[-1])
+        dataset, built, _ = build_dataset(finished_episodes(bags), "bounded-soccer", tmp_path / "recovery-data")
+        assert built == 2 and load_dataset(dataset, task.spec)[0].obs.shape[0] > 10
+    finally:
+        probe.close()
+    assert processes["policy_node"].interrupt(timeout_s=60.0) == 0, logs()
 
 
 BAD_SECTIONS = {  # executable: (a malformed section, what the one line must name)

@@ -7,6 +7,9 @@ return, overrides, failures, updates) and the shield's verdicts on /farl/safety 
 `ros2 launch` gives nodes no terminal, so the console is started on its own, in the terminal the
 operator watches: `ros2 run farl console_node --ros-args -p task:=... -p num_episodes:=N` (or
 `.venv/bin/console_node ...`).  In simulation the scene node starts episodes and nobody needs it.
+With `mode:=teleop` (a demonstration session) the keys are `farl teleop`'s: s start, y save (success),
+f failure, e end and save (TIMEOUT from the operator: a truncated demo), r discard and re-record
+(ABORT: the policy node answers DISCARD, the recorder deletes the bag, the episode comes again), q stop.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
-from farl.console import ConsoleView, TerminalConsole
+from farl.console import KEYS, KEYS_HELP, TELEOP_KEYS, TELEOP_KEYS_HELP, ConsoleView, TerminalConsole
 from farl_core.episodes import HumanEvent
-from farl_core.run_node import Process, read_own_parameters, run
+from farl_core.run_node import Process, closing_process, read_own_parameters, run
 from farl_interfaces.msg import EpisodeEvent, SafetyVerdict
 
 NODE = "farl_console"
@@ -29,7 +32,7 @@ SOURCE = "operator"
 NODE_PARAMETERS = {"task": "fragile-push-wall", "mode": "finetune", "num_episodes": 10}
 EVENTS = {HumanEvent.START: EpisodeEvent.START, HumanEvent.SUCCESS: EpisodeEvent.SUCCESS,
           HumanEvent.FAILURE: EpisodeEvent.IR_FAILURE, HumanEvent.ABORT: EpisodeEvent.ABORT,
-          HumanEvent.STOP: EpisodeEvent.STOP}
+          HumanEvent.STOP: EpisodeEvent.STOP, HumanEvent.END: EpisodeEvent.TIMEOUT}
 OUTCOMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.IR_FAILURE: "IR failure",
             EpisodeEvent.TIMEOUT: "timeout", EpisodeEvent.ABORT: "aborted"}
 EVENTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -48,10 +51,12 @@ def note_figures(note: str) -> dict[str, float]:
 
 
 class ConsoleNode(Node):
-    def __init__(self, console: TerminalConsole) -> None:
+    def __init__(self) -> None:
         super().__init__(NODE, automatically_declare_parameters_from_overrides=True)
         own = read_own_parameters(self, NODE_PARAMETERS)
-        self.console = console
+        teleop = own["mode"] == "teleop"
+        self.console = TerminalConsole(keys=TELEOP_KEYS if teleop else KEYS,
+                                       help_line=TELEOP_KEYS_HELP if teleop else KEYS_HELP).__enter__()
         self._task, self._mode, self._total = own["task"], own["mode"], int(own["num_episodes"])
         self._episode, self._phase, self._step = 0, "waiting_for_reset", 0
         self._risk: float | None = None
@@ -77,6 +82,8 @@ class ConsoleNode(Node):
             self._failures = int(figures.get("failures", self._failures))
             self._updates = int(figures.get("updates", self._updates))
             self._message = f"episode {self._episode + 1}: {OUTCOMES[msg.event]}"
+        elif msg.event == EpisodeEvent.DISCARD and msg.source == "farl_policy":
+            self._phase, self._message = "ended", f"episode {self._episode + 1}: discarded, recorded again"
 
     def _on_verdict(self, msg: SafetyVerdict) -> None:
         self._step += 1
@@ -95,9 +102,13 @@ class ConsoleNode(Node):
             episode_return=math.nan, last_return=self._last_return, updates=self._updates, message=self._message))
 
 
+    def close(self) -> None:
+        """Give the terminal back as it was."""
+        self.console.close()
+
+
 def process() -> Process:
-    console = TerminalConsole()
-    return Process(NODE, lambda: [ConsoleNode(console.__enter__())], console.close, threads=1)
+    return closing_process(NODE, ConsoleNode, threads=1)
 
 
 def main(args: list[str] | None = None) -> None:

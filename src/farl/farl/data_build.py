@@ -37,6 +37,8 @@ from farl_core.task_monitor import MonitorConfig, TaskMonitor
 from farl_core.transitions import Transitions
 from farl_perception.object_messages import from_object_array_msg
 from farl_teleop.episode_bags import (
+    DISCARD_EVENT,
+    HANDOVER_EVENT,
     OUTCOME_EVENTS,
     START_EVENT,
     BagError,
@@ -49,6 +51,7 @@ from farl_teleop.episode_bags import (
 log = logging.getLogger(__name__)
 
 NEEDED = ("/farl/objects", "/farl/robot_state", "/farl/action/command")
+EPISODES = "/farl/episode"
 EVENT_OUTCOMES = {event: outcome for outcome, event in OUTCOME_EVENTS.items()}
 Messages = dict[str, list[tuple[int, Any]]]
 TERMINAL = ("success", "ir_failure")
@@ -128,14 +131,22 @@ def is_episode_bag(path: Path) -> bool:
 
 def session_episodes(path: Path, task: str, role: str) -> list[tuple[EpisodeLabel, Messages]]:
     """The episodes of a bag of a whole session (`ros2 bag record` on a ROS workstation), split on /farl/episode:
-    each runs from a START to the policy node's outcome; the role is the caller's (the bag does not say it)."""
+    each runs from a START to the policy node's outcome (a DISCARD drops it, a HANDOVER starts its data there);
+    the role is the caller's (the bag does not say it)."""
     messages = read_messages(path)
-    episodes, start = [], None
-    for stamp, event in messages.get("/farl/episode", []):
+    episodes, start, begin = [], None, None
+    for stamp, event in messages.get(EPISODES, []):
         if event.event == START_EVENT and start is None:
-            start = stamp
-        elif event.event in EVENT_OUTCOMES and event.source == "farl_policy" and start is not None:
-            window = {topic: [(t, m) for t, m in msgs if start <= t <= stamp] for topic, msgs in messages.items()}
+            start = begin = stamp
+        elif start is None or event.source != "farl_policy":
+            continue
+        elif event.event == HANDOVER_EVENT:  # a recovery demo's approach ran until here: not part of the demo
+            begin = stamp
+        elif event.event == DISCARD_EVENT:   # the operator re-recorded this episode
+            start = None
+        elif event.event in EVENT_OUTCOMES:
+            window = {topic: [(t, m) for t, m in msgs if (start if topic == EPISODES else begin) <= t <= stamp]
+                      for topic, msgs in messages.items()}
             episodes.append((EpisodeLabel(task, role, EVENT_OUTCOMES[event.event], int(event.episode_index)), window))
             start = None
     if not episodes:
@@ -160,7 +171,7 @@ def bag_episodes(path: Path, task: FrankaTask, role: str | None) -> list[tuple[E
 def episode_transitions(task: FrankaTask, label: EpisodeLabel, messages: Messages,
                         monitor_config: MonitorConfig | None = None) -> Transitions | None:
     """The steps of one recorded episode (None if nothing usable)."""
-    starts = [m for _, m in messages.get("/farl/episode", []) if m.event == 0 and len(m.goal) >= 2]
+    starts = [m for _, m in messages.get(EPISODES, []) if m.event == START_EVENT and len(m.goal) >= 2]
     goal = np.asarray(starts[0].goal, dtype=float) if starts else np.asarray(task.geometry.goal_region.centre)
     monitor = TaskMonitor(task, monitor_config or MonitorConfig())
     monitor.reset(goal)

@@ -37,6 +37,7 @@ from farl.agent import Proposal
 from farl.console import ConsoleView
 from farl.robot_loop import RobotLoop
 from farl.run_session import load_configs, open_world
+from farl.runtime_config import demo_runtime
 from farl.tasks import franka_task_id, get_task
 from farl.training import save_data
 from farl_core.atomic_files import write_atomic
@@ -210,9 +211,7 @@ def record_demos(request: DemoRequest, progress: bool = True) -> Transitions:
         raise FarlError(f"{request.out} already exists (choose another --out, or pass --overwrite to replace it)")
     task = get_franka_task(request.task)
     configs = load_configs(request.config)
-    if request.role != "task":  # a failure demo passing through the goal goes on to its failure
-        runtime = configs.runtime
-        configs = replace(configs, runtime=replace(runtime, episodes=replace(runtime.episodes, end_on_success=False)))
+    configs = replace(configs, runtime=demo_runtime(configs.runtime, request.role))
     agent = ScriptedAgent(task, request, np.random.default_rng(request.seed))
     recording = Recording(request)
     tried, recorded = recording.load(agent)

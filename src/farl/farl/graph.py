@@ -148,9 +148,12 @@ def graph_nodes(args: GraphArgs) -> list[GraphNode]:
                                {"farl_bridge": {"robot": args.robot, "stats_file": args.bridge_stats}}))
     if args.recording:  # online sessions are data too: one bag per episode next to the run directory
         role = args.role if args.mode == "teleop" else "online"
+        # a recovery demo on franky-sim begins with the scripted approach: the bag starts at the handover
+        record_from = "handover" if role == "recovery" and args.robot == "sim" else "start"
         nodes.append(GraphNode("farl_teleop", "recorder_node", "farl_teleop.recorder_node", "farl_recorder",
                                {"farl_recorder": {**common, "out": str(bag_folder(args)), "task": args.task,
-                                                  "role": role, "camera": args.camera != "ground-truth"}}))
+                                                  "role": role, "camera": args.camera != "ground-truth",
+                                                  "record_from": record_from}}))
     if args.camera == "realsense":  # realsense-ros, D435 colour with depth aligned to it (topics under /camera/camera)
         nodes.append(GraphNode("realsense2_camera", "realsense2_camera_node", "", "camera",
                                {"/camera/camera": {"align_depth.enable": True, "rgb_camera.color_profile": "640x480x30",

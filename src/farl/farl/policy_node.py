@@ -25,7 +25,14 @@ Mode teleop (`mode:=teleop` in the launch, always with the recorder): the `teleo
 demonstration `role` (farl_teleop's devices: twist:TOPIC, e.g. teleop_twist_keyboard's /cmd_vel or
 spacenav's /spacenav/twist; joy:TOPIC; spacemouse; scripted) acts in the policy's place, and its
 action is published as /farl/action/command itself (no shield runs; the bridge's hard limits apply).
-The episodes, the console's keys and the run directory's episodes.csv are as in the other modes.
+The episodes, the console's keys and the run directory's episodes.csv are as in the other modes,
+with `farl teleop`'s rules for what is kept (teleop_session.demo_kept): an episode discarded by the
+operator (ABORT, the console's `r`), an empty one, or a scripted one that missed its role is not
+counted; the node says DISCARD instead of its outcome (the recorder deletes the bag) and records the
+same episode index again.  A recovery demo on franky-sim starts with the scripted approach to a
+near-failure state; the node says HANDOVER on the tick the device takes over (the recorder, with
+`record_from: handover`, records from there), and a scripted device's clip ends after
+`recovery_steps` ticks.
 
 Services: `~/save_checkpoint` and `~/load_checkpoint` (farl_interfaces) for the task policy (not in
 mode teleop).
@@ -56,8 +63,8 @@ from farl.agent import Proposal
 from farl.config_files import default_config_path
 from farl.robot_loop import EpisodeRecord, EpisodeTally, ManualReset, account_step, close_by_human, handle_events
 from farl.run_session import MODES, RunDirectory, RunRequest, build_agent, load_configs
-from farl.runtime_config import RuntimeConfig
-from farl.teleop_session import TeleopAgent, open_device
+from farl.runtime_config import RuntimeConfig, demo_runtime
+from farl.teleop_session import TeleopAgent, TeleopRequest, demo_kept, max_tries, session_agent
 from farl_control.bridge import BridgeStatus, RobotStateSample
 from farl_control.state_messages import robot_state_from_msg
 from farl_core.checkpoint import load_checkpoint
@@ -94,7 +101,8 @@ RESET_REPEAT_S = 2.0
 
 HUMAN_EVENTS = {EpisodeEvent.START: HumanEvent.START, EpisodeEvent.SUCCESS: HumanEvent.SUCCESS,
                 EpisodeEvent.IR_FAILURE: HumanEvent.FAILURE, EpisodeEvent.ABORT: HumanEvent.ABORT,
-                EpisodeEvent.STOP: HumanEvent.STOP}
+                EpisodeEvent.STOP: HumanEvent.STOP, EpisodeEvent.TIMEOUT: HumanEvent.END}
+"""A person's (or the scene node's) events; TIMEOUT from the operator is a demonstration's `e`: end it now."""
 OUTCOME_EVENTS = {Outcome.SUCCESS: EpisodeEvent.SUCCESS, Outcome.IR_FAILURE: EpisodeEvent.IR_FAILURE,
                   Outcome.TIMEOUT: EpisodeEvent.TIMEOUT, Outcome.ABORTED: EpisodeEvent.ABORT}
 
@@ -136,7 +144,13 @@ class PolicyNode(Node):
         self.task = get_franka_task(self.request.task)
         configs = load_configs(self.request.config)
         self.teleop = self.request.mode == TELEOP
+        if self.teleop:
+            self.runtime = demo_runtime(self.runtime, own["role"])
         self.agent = teleop_agent(own, self.task) if self.teleop else build_agent(self.request, self.task, configs)[0]
+        self.role = own["role"]
+        self.scripted = self.teleop and device_kind(own["teleop_device"])[0] == "scripted"
+        self.tries = 0               # mode teleop: recordings of the current episode index so far (discards)
+        self.discarded = 0
         self.monitor = TaskMonitor(self.task, self.runtime.monitor)
         self.manager = EpisodeManager(self.runtime.episodes)
         self.operator = ManualReset(self.runtime.goal or tuple(self.task.geometry.goal_region.centre))
@@ -266,6 +280,8 @@ class PolicyNode(Node):
         if self._between != "running":
             return
         events, self._events = self._events, []
+        if self.teleop and self.agent.clip_done:  # a scripted recovery clip is complete
+            events.append(HumanEvent.END)
         handle_events(self.manager, self.tally, events)
         if self.manager.phase is not Phase.RUNNING:  # a human ended it
             close_by_human(self.manager, self.agent, self.tally, self._monitor(now) if self.agent.pending else None)
@@ -302,8 +318,11 @@ class PolicyNode(Node):
 
     def _propose(self, step: MonitorStep) -> None:
         assert step.observation is not None
+        approaching = self.teleop and not self.agent.recording
         proposal = self.agent.propose(step.observation)
         header = Header(stamp=to_stamp(step.stamp, Time), frame_id="base")
+        if approaching and self.agent.recording:  # this tick is the recovery demo's first
+            self._say(EpisodeEvent.HANDOVER, "the simulated approach hands over to the device", stamp=header.stamp)
         key = stamp_key(header.stamp)
         self._pending = Pending(key, step.observation, proposal, time.perf_counter())
         self._verdict_key = key
@@ -350,7 +369,7 @@ class PolicyNode(Node):
         self._started = now
         self._version = self.agent.updates
         if self.teleop:  # a scripted device's episode (its noise, a guided failure's turn) from its own seed
-            self.agent.begin_episode(np.random.default_rng([self.request.seed, self.manager.episode]))
+            self.agent.begin_episode(np.random.default_rng([self.request.seed, self.manager.episode, self.tries]))
         self._between = "running"
         self.get_logger().info(f"episode {self.manager.episode + 1}: running")
 
@@ -359,6 +378,10 @@ class PolicyNode(Node):
         assert ending is not None
         self._pending = self._verdict_key = None
         update = self.agent.end_episode()
+        if self.teleop and not demo_kept(self.role, ending.outcome, self.agent, self.scripted):
+            self._discard(ending.reason)
+            return
+        self.tries = 0
         record = self.tally.record(self.manager.episode, ending, self._version, update is not None,
                                    now - self._started)
         self.records.append(record)
@@ -377,10 +400,24 @@ class PolicyNode(Node):
             self.get_logger().info(f"session finished: {len(self.records)} episodes, {self.failures} failures; "
                                    f"files in {self.request.out}")
 
-    def _say(self, event: int, note: str, episode: int | None = None) -> None:
+    def _discard(self, reason: str) -> None:
+        """Mode teleop: the episode is not kept; its bag goes (DISCARD) and the same index is recorded again."""
+        self.tries += 1
+        self.discarded += 1
+        self._say(EpisodeEvent.DISCARD, f"discarded ({reason}); recording episode {self.manager.episode + 1} again")
+        self.get_logger().info(f"episode {self.manager.episode + 1}: discarded ({reason}), recorded again")
+        limit = max_tries(self.request.episodes, self.scripted)
+        if self.manager.stop_requested or (limit is not None and len(self.records) + self.discarded >= limit):
+            self._between = "done"
+            self.get_logger().info(f"session finished: {len(self.records)} episodes kept, {self.discarded} "
+                                   f"discarded; bags in the recorder's folder")
+        else:
+            self._between = "reset"
+
+    def _say(self, event: int, note: str, episode: int | None = None, stamp: Time | None = None) -> None:
         self._episodes.publish(EpisodeEvent(
-            header=Header(stamp=self.get_clock().now().to_msg()), event=event, source=NODE, note=note,
-            episode_index=self.manager.episode if episode is None else episode))
+            header=Header(stamp=self.get_clock().now().to_msg() if stamp is None else stamp), event=event,
+            source=NODE, note=note, episode_index=self.manager.episode if episode is None else episode))
 
     # --- services ---------------------------------------------------------------------------------
 
@@ -415,13 +452,17 @@ class PolicyNode(Node):
 
 
 def teleop_agent(own: dict, task: FrankaTask) -> TeleopAgent:
-    """Mode teleop's agent: the `teleop_device` (twist:TOPIC, joy:TOPIC, spacemouse, scripted) of `role`."""
+    """Mode teleop's agent: the `teleop_device` (twist:TOPIC, joy:TOPIC, spacemouse, scripted) of `role`, with
+    `farl teleop`'s defaults for the scripted device's noise, the recovery approach and clip."""
     if own["role"] not in ROLES:
         raise ConfigError(f"node {NODE}.role: '{own['role']}' is not one of {', '.join(ROLES)}")
     if device_kind(own["teleop_device"])[0] == "keyboard":
         raise ConfigError(f"node {NODE}.teleop_device: keyboard reads this process's terminal, which a launch does "
                           "not give it; run teleop_twist_keyboard and use twist:/cmd_vel (or `farl teleop`)")
-    return TeleopAgent(open_device(own["teleop_device"], task, own["role"]))
+    request = TeleopRequest(task=task.name, role=own["role"], episodes=int(own["num_episodes"]), out=Path(own["out"]),
+                            device=own["teleop_device"], robot=own["robot"], camera=own["camera"],
+                            seed=int(own["seed"]))
+    return session_agent(request, task)
 
 
 def process() -> Process:

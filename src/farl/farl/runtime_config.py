@@ -6,7 +6,7 @@ reads the same section, so one file configures both drivers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from farl_core.config import param
 from farl_core.episodes import EpisodeConfig
@@ -21,3 +21,11 @@ class RuntimeConfig:
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
     goal: tuple[float, float] | None = None     # real robot: where the goal is marked (default: task's region centre)
     start_timeout_s: float = param(600.0, gt=0.0)  # wall seconds to wait for an operator's start key
+
+
+def demo_runtime(runtime: RuntimeConfig, role: str) -> RuntimeConfig:
+    """The runtime of a demonstration of `role`: failure and recovery demonstrations do not end at the goal (a
+    guided failure passing through it goes on to its failure; a recovery clip ends by the operator)."""
+    if role == "task":
+        return runtime
+    return replace(runtime, episodes=replace(runtime.episodes, end_on_success=False))

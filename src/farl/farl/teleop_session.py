@@ -42,6 +42,7 @@ from farl.agent import Proposal
 from farl.console import TELEOP_KEYS, TELEOP_KEYS_HELP, ConsoleView, TerminalConsole
 from farl.robot_loop import Operator, RobotLoop
 from farl.run_session import Configs, load_configs, open_world
+from farl.runtime_config import demo_runtime
 from farl_core.episodes import HumanEvent, Outcome
 from farl_core.errors import FarlError
 from farl_core.franka_tasks import FrankaTask, get_franka_task
@@ -113,13 +114,15 @@ class TeleopAgent:
     """The robot loop's agent of a demonstration: the device's input each tick (zero motion while disengaged).
 
     For recovery demonstrations in simulation, `approach` (a recovery DemoScript) drives the scene to a
-    near-failure state first; `recording` is False until it hands over.
+    near-failure state first; `recording` is False until it hands over.  `clip_steps`: a scripted
+    recovery clip is complete (`clip_done`) after that many recorded ticks.
     """
 
     updates = 0
 
-    def __init__(self, device: TeleopDevice, approach: DemoScript | None = None) -> None:
-        self.device, self.approach = device, approach
+    def __init__(self, device: TeleopDevice, approach: DemoScript | None = None,
+                 clip_steps: int | None = None) -> None:
+        self.device, self.approach, self.clip_steps = device, approach, clip_steps
         self.recorded_ticks = 0
         self.engaged_ticks = 0
         self._pending = False
@@ -127,6 +130,10 @@ class TeleopAgent:
     @property
     def recording(self) -> bool:
         return self.approach is None or self.approach.handed_over
+
+    @property
+    def clip_done(self) -> bool:
+        return self.clip_steps is not None and self.recorded_ticks >= self.clip_steps
 
     @property
     def pending(self) -> bool:
@@ -173,15 +180,39 @@ class TeleopAgent:
         del tensors, meta
 
 
+def session_agent(request: TeleopRequest, task: FrankaTask) -> TeleopAgent:
+    """The device of `request` as the loop's agent, with the simulated approach of a recovery demo (franky-sim)
+    and, for a scripted device, the recovery clip's length (`farl teleop` and the graph's mode teleop)."""
+    device = open_device(request.device, task, request.role, request.noise)
+    approach = DemoScript(task, "recovery", request.handover_gap) if request.role == "recovery" and \
+        request.robot == "sim" else None
+    scripted = device_kind(request.device)[0] == "scripted"
+    return TeleopAgent(device, approach, request.recovery_steps if scripted and approach is not None else None)
+
+
+def demo_kept(role: str, outcome: Outcome, agent: TeleopAgent, scripted: bool) -> bool:
+    """Whether an ended demonstration is saved: not when discarded (ABORTED) or empty, nor a scripted one that
+    missed its role (a guided failure that never failed, a recovery clip that failed anyway: FailureBench drops
+    those too).  Otherwise the same episode is recorded again."""
+    missed = (role == "failure" and outcome is not Outcome.IR_FAILURE) or \
+        (role == "recovery" and outcome is Outcome.IR_FAILURE)
+    return outcome is not Outcome.ABORTED and agent.recorded_ticks > 0 and not (scripted and missed)
+
+
+def max_tries(episodes: int, scripted: bool) -> int | None:
+    """A scripted device that keeps missing its role gives up after this many episodes (a person never does)."""
+    return 3 * episodes + 5 if scripted else None
+
+
 class TeleopOperator:
     """The console (or nothing, for a scripted device), plus the scripted recovery clip's end."""
 
-    def __init__(self, console: Operator | None, agent: TeleopAgent, clip_steps: int | None) -> None:
-        self.console, self.agent, self.clip_steps = console, agent, clip_steps
+    def __init__(self, console: Operator | None, agent: TeleopAgent) -> None:
+        self.console, self.agent = console, agent
 
     def poll(self) -> list[HumanEvent]:
         events = self.console.poll() if self.console is not None else []
-        if self.clip_steps is not None and self.agent.recorded_ticks >= self.clip_steps:
+        if self.agent.clip_done:
             events.append(HumanEvent.END)
         return events
 
@@ -215,10 +246,7 @@ class TeleopSummary:
 def session_configs(request: TeleopRequest) -> Configs:
     """The runtime's configuration; failure and recovery demonstrations do not end at the goal."""
     configs = load_configs(request.config)
-    if request.role == "task":
-        return configs
-    runtime = configs.runtime
-    return replace(configs, runtime=replace(runtime, episodes=replace(runtime.episodes, end_on_success=False)))
+    return replace(configs, runtime=demo_runtime(configs.runtime, request.role))
 
 
 def existing_episodes(request: TeleopRequest) -> list[Path]:
@@ -247,28 +275,24 @@ def run_teleop(request: TeleopRequest, console: Operator | None = None, progress
         raise FarlError("--device keyboard needs a terminal on stdin (run it in a shell, over SSH with -t), or use "
                         "--device spacemouse, twist:TOPIC or joy:TOPIC")
     recorder = LoopBagRecorder(request.out, task.name, request.role)
-    device = open_device(request.device, task, request.role, request.noise)
-    approach = DemoScript(task, "recovery", request.handover_gap) if request.role == "recovery" and \
-        request.robot == "sim" else None
-    agent = TeleopAgent(device, approach)
+    agent = session_agent(request, task)
     recorder.gate = lambda: agent.recording
     discarded = 0
     with contextlib.ExitStack() as stack:
-        stack.callback(device.close)
+        stack.callback(agent.device.close)
         world = stack.enter_context(open_world(task, configs, request.robot, request.camera, request.seed))
         bridge, objects, timing, scene = world
         if not scripted and scene.auto_start:
             scene = ManualStart(scene)
-        terminal = console if console is not None or scripted else stack.enter_context(_console(device))
-        operator = TeleopOperator(terminal, agent, request.recovery_steps if scripted and approach else None)
+        terminal = console if console is not None or scripted else stack.enter_context(_console(agent.device))
+        operator = TeleopOperator(terminal, agent)
         monitor = TaskMonitor(task, configs.runtime.monitor)
         loop = RobotLoop(task.name, f"teleop {request.role}", bridge, objects, monitor, agent, None, scene, operator,
                          configs.runtime, request.episodes, camera_time=timing, recorder=recorder)
         bar = tqdm(total=request.episodes, initial=min(len(bags), request.episodes), unit="episode",
                    desc=f"{request.role} demos {task.name}", disable=not progress or terminal is not None)
-        tries = 0
-        max_tries = 3 * request.episodes + 5 if scripted else None
-        while len(bags) < request.episodes and (max_tries is None or tries < max_tries):
+        tries, limit = 0, max_tries(request.episodes, scripted)
+        while len(bags) < request.episodes and (limit is None or tries < limit):
             rng = np.random.default_rng([request.seed, next_index, tries])
             agent.begin_episode(rng)
             recorder.begin(next_index)
@@ -279,9 +303,7 @@ def run_teleop(request: TeleopRequest, console: Operator | None = None, progress
                 raise
             tries += 1
             outcome = Outcome(record.outcome)
-            keep = outcome is not Outcome.ABORTED and agent.recorded_ticks > 0 and \
-                not (scripted and _missed_its_role(request.role, outcome))
-            if keep:
+            if demo_kept(request.role, outcome, agent, scripted):
                 bags.append(recorder.finish(outcome))
                 saved[outcome.value] += 1
                 next_index += 1
@@ -297,13 +319,6 @@ def run_teleop(request: TeleopRequest, console: Operator | None = None, progress
         raise FarlError(f"only {len(bags)} of {request.episodes} scripted {request.role} episodes were kept in "
                         f"{tries} tries (kept in {request.out}); check the scene with `farl run --camera sim`")
     return TeleopSummary(saved, discarded, bags)
-
-
-def _missed_its_role(role: str, outcome: Outcome) -> bool:
-    """A scripted demonstration that is not one of its role: a guided failure that never failed, a recovery
-    clip that failed anyway (FailureBench drops those too)."""
-    return (role == "failure" and outcome is not Outcome.IR_FAILURE) or \
-        (role == "recovery" and outcome is Outcome.IR_FAILURE)
 
 
 @contextlib.contextmanager

@@ -290,7 +290,8 @@ class FrankaBridge:
     def _lost(self, exc: Exception) -> RobotError:
         """The connection is gone: UNRECOVERABLE (a dead libfranka client blocks on its next call), with why."""
         self._status = BridgeStatus.UNRECOVERABLE
-        self._error = (f"lost the connection to the robot at {self.robot.fci_hostname} ({exc}): check the "
+        where = f"; {self.server.health()}" if self.server is not None else ""
+        self._error = (f"lost the connection to the robot at {self.robot.fci_hostname} ({exc}{where}): check the "
                        "cable and FCI (or a CPU too loaded to run franky-sim), then rerun to resume")
         return RobotError(self._error)
 

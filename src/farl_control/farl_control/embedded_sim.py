@@ -10,7 +10,10 @@ half-written object pose, and a snapshot taken there is one consistent instant.
 
 from __future__ import annotations
 
+import logging
 import queue
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TypeVar
@@ -28,6 +31,33 @@ SceneBuilder = Callable[[MujocoSimulator], None]
 
 ROBOT_PREFIX = "robot0_"
 """franky-sim names the first robot's bodies, joints and geoms with this prefix."""
+SWITCH_INTERVAL_S = 1e-4
+"""The process's GIL switch interval while franky-sim runs.  Its 1 kHz loop is Python and gives the GIL up at
+every socket call and sleep; at CPython's default 5 ms a thread that wants it back waits up to 5 ms each time,
+so one busy Python thread in the process (an executor spinning, a renderer, torch glue) slowed the simulation
+to 5% of real time and, on a loaded machine, left libfranka more than its one-second UDP timeout without a
+state ("Net Exception", "UDP receive: Timeout").  Measured with one CPU-bound thread beside the loop:
+default 0.05x real time, 0.5 ms 0.37x, 0.1 ms 0.80x (BENCHMARKS.md, "franky-sim and the GIL")."""
+
+
+class _ConnectionLines(logging.Filter):
+    """franky-sim's warnings and errors, and its INFO line on a client leaving: rare, and what explains a lost
+    connection (its other INFO lines are one per connection or motion)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "disconnected" in record.getMessage()
+
+
+def _show_connection_events() -> None:
+    logger = logging.getLogger("franky_sim")
+    if any(isinstance(f, _ConnectionLines) for h in logger.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("franky-sim: %(message)s"))
+    handler.addFilter(_ConnectionLines())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 class EmbeddedFrankaSim:
@@ -47,10 +77,16 @@ class EmbeddedFrankaSim:
             queue.SimpleQueue()
         self._sim: MujocoSimulator | None = None
         self._server: SimulationServer | None = None
+        self._last_step: float | None = None
+        self._switch_interval: float | None = None
+        self.longest_pause_s = 0.0
+        """The longest wall-clock gap between two physics steps so far: libfranka drops the connection when
+        no state comes for about a second (what a starved machine does to this Python 1 kHz loop)."""
 
     def start(self) -> EmbeddedFrankaSim:
         if self._server is not None:
             return self
+        _show_connection_events()
         sim = MujocoSimulator()
         sim.init()
         sim.add_robot(initial_q=self._initial_q)
@@ -63,6 +99,8 @@ class EmbeddedFrankaSim:
         except Exception as exc:
             raise FarlError(f"franky-sim could not start ({exc}); is another process holding its loopback "
                             "ports (1337-1338)?") from exc
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         with ordinary_scheduling():  # the caller may be at libfranka's FIFO 99 (scheduling.py)
             server.run_async(realtime=self._realtime)
         self._sim, self._server = sim, server
@@ -79,6 +117,8 @@ class EmbeddedFrankaSim:
         if self._server is None:
             return
         self._server.cleanup()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
         assert self._sim is not None
         self._sim.cleanup()
         while not self._jobs.empty():  # a caller still waiting must not hang
@@ -115,7 +155,22 @@ class EmbeddedFrankaSim:
         except TimeoutError as exc:
             raise FarlError(f"franky-sim did not step for {timeout} s (simulation thread stalled)") from exc
 
+    def health(self) -> str:
+        """One line on the 1 kHz loop, for a lost connection's error: alive, its last step, its longest pause."""
+        server = self._server
+        if server is None:
+            return "franky-sim is closed"
+        thread = server.async_thread
+        if thread is None or not thread.is_alive():
+            return "franky-sim's loop thread has stopped (an exception in the simulation: see the log above)"
+        since = time.monotonic() - self._last_step if self._last_step is not None else float("nan")
+        return f"franky-sim's loop: last step {since:.2f} s ago, longest pause {self.longest_pause_s:.2f} s"
+
     def _run_jobs(self, sim: MujocoSimulator) -> None:
+        now = time.monotonic()
+        if self._last_step is not None:
+            self.longest_pause_s = max(self.longest_pause_s, now - self._last_step)
+        self._last_step = now
         while not self._jobs.empty():
             fn, future = self._jobs.get_nowait()
             try:

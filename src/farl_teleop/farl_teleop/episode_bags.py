@@ -32,7 +32,10 @@ BAG_VERSION = 8
 ROLES = ("task", "recovery", "failure", "online")
 START_EVENT = 0
 OUTCOME_EVENTS = {"success": 1, "ir_failure": 2, "timeout": 3, "aborted": 6}
-"""EpisodeEvent.msg's START and outcome constants (for rosbags-typed messages, which carry no constants)."""
+DISCARD_EVENT = 8
+HANDOVER_EVENT = 9
+"""EpisodeEvent.msg's START, outcome, DISCARD and HANDOVER constants (for rosbags-typed messages, which carry
+no constants)."""
 SOURCE_MSG = Path(__file__).resolve().parents[2] / "farl_interfaces" / "msg"
 
 

@@ -115,7 +115,8 @@ class SceneNode(Node):
                 header=Header(stamp=self.get_clock().now().to_msg()), event=EpisodeEvent.START,
                 episode_index=msg.episode_index, source=SOURCE, goal=[float(v) for v in goal[:2]],
                 note="scene reset by the simulated human"))
-        elif msg.event in (EpisodeEvent.SUCCESS, EpisodeEvent.IR_FAILURE, EpisodeEvent.TIMEOUT, EpisodeEvent.ABORT):
+        elif msg.event in (EpisodeEvent.SUCCESS, EpisodeEvent.IR_FAILURE, EpisodeEvent.TIMEOUT, EpisodeEvent.ABORT,
+                           EpisodeEvent.DISCARD):
             self._running = False
 
     def _disturb(self) -> None:
