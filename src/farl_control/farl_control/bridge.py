@@ -232,7 +232,9 @@ class FrankaBridge:
 
     @keeps_scheduling
     def close(self) -> None:
-        """Stop the watchdog and the motion; shut down the embedded franky-sim if there is one."""
+        """Stop the watchdog and the motion; shut down the embedded franky-sim if there is one (idempotent)."""
+        if self._closing.is_set():
+            return
         self._closing.set()
         if self._watchdog.is_alive():
             self._watchdog.join(timeout=2.0)
@@ -244,6 +246,9 @@ class FrankaBridge:
             except franky.Exception:
                 pass  # closing after an unrecoverable error: nothing left to stop
         if self.server is not None:
+            # franky's Robot disconnects in its destructor: let it while franky-sim still answers (destroyed after
+            # the server closed, one was seen blocking forever in libfranka's Robot::stop)
+            del self.robot, self.gripper
             self.server.close()
 
     def __enter__(self) -> FrankaBridge:
