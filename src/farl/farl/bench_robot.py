@@ -6,10 +6,15 @@ franky call) and once as the bare franky call it wraps, alternating (and alterna
 first) in the same run on the same franky-sim server, so the ratio cancels the machine's load.
 The simulation real-time factor is simulated seconds per wall second with the bridge commanding
 at 5 Hz; the render time is one 640x480 RGB + aligned depth frame of the Fragile Push Wall scene.
+The busy-thread figures are franky-sim's real-time factor while one CPU-bound Python thread shares its
+process (what an executor, a renderer or torch glue does to it), at CPython's default GIL switch interval
+and at the one EmbeddedFrankaSim sets (embedded_sim.SWITCH_INTERVAL_S), against the idle loop, same run.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,9 +27,11 @@ from tqdm import tqdm
 from farl.bench import percentiles
 from farl_control.bridge import FrankaBridge
 from farl_control.config import BridgeConfig
+from farl_control.embedded_sim import SWITCH_INTERVAL_S
 from farl_sim.franka_scenes import SimulatedD435, make_franka_scene
 
 _MOVED = 2e-4  # m: the motion has started
+CPYTHON_SWITCH_INTERVAL_S = 0.005
 
 
 def _time_to_motion(bridge: FrankaBridge, start: Callable[[], object]) -> float:
@@ -66,6 +73,9 @@ def bench_robot(trials: int = 30, frames: int = 20, realtime: bool = True) -> di
             while bridge.robot_time() < next_tick:
                 time.sleep(0.001)
         rtf = (bridge.robot_time() - sim_start) / (time.perf_counter() - wall_start)
+        busy = {"idle": _sim_speed(bridge, None),
+                **{f"busy_thread_switch_{interval * 1e3:g}ms": _sim_speed(bridge, interval)
+                   for interval in (CPYTHON_SWITCH_INTERVAL_S, SWITCH_INTERVAL_S)}}
         assert bridge.server is not None
         with SimulatedD435(bridge.server, scene.camera) as camera:
             camera.capture()  # first frame builds the GL context
@@ -77,4 +87,30 @@ def bench_robot(trials: int = 30, frames: int = 20, realtime: bool = True) -> di
     bridge_fig, bare_fig = percentiles(bridged), percentiles(bare)
     return {"trials": trials, "bridge_command": bridge_fig, "bare_franky_move": bare_fig,
             "p50_ratio": bridge_fig["p50_ms"] / bare_fig["p50_ms"],
-            "realtime_factor": rtf, "paced_realtime": realtime, "render_rgbd": percentiles(render)}
+            "realtime_factor": rtf, "paced_realtime": realtime, "render_rgbd": percentiles(render),
+            "sim_speed_beside_a_busy_thread": busy}
+
+
+def _sim_speed(bridge: FrankaBridge, switch_interval: float | None, seconds: float = 3.0) -> float:
+    """franky-sim's simulated seconds per wall second over `seconds`, with a CPU-bound Python thread beside it
+    at GIL switch interval `switch_interval` (None: no such thread)."""
+    saved, stop = sys.getswitchinterval(), threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    busy = threading.Thread(target=spin, daemon=True) if switch_interval is not None else None
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
+    try:
+        if busy is not None:
+            busy.start()
+        sim_start, wall_start = bridge.robot_time(), time.perf_counter()
+        time.sleep(seconds)
+        return (bridge.robot_time() - sim_start) / (time.perf_counter() - wall_start)
+    finally:
+        stop.set()
+        if busy is not None:
+            busy.join()
+        sys.setswitchinterval(saved)

@@ -371,6 +371,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"{name}: command-to-motion p50 {fig['p50_ms']:.1f} ms, p99 {fig['p99_ms']:.1f} ms")
         print(f"bridge / bare franky at p50: {results['p50_ratio']:.2f}x")
         print(f"franky-sim real-time factor (paced): {results['realtime_factor']:.2f}")
+        for name, speed in results["sim_speed_beside_a_busy_thread"].items():
+            print(f"franky-sim speed, {name.replace('_', ' ')}: {speed:.2f}x real time")
         print(f"RGB-D 640x480 render: p50 {results['render_rgbd']['p50_ms']:.0f} ms, "
               f"p99 {results['render_rgbd']['p99_ms']:.0f} ms")
     elif args.what == "loop":

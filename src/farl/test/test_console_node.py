@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -19,11 +20,20 @@ from farl_interfaces.msg import EpisodeEvent
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def test_keys_in_the_console_terminal_start_and_abort_the_episode_it_was_told_about(ros_context, tmp_path: Path):
+# (mode, a key that ends the episode, the event it sends, a key of the other mode's console that does nothing here)
+CASES = [("finetune", b"a", EpisodeEvent.ABORT, b"e"),         # abort
+         ("teleop", b"r", EpisodeEvent.ABORT, b"a"),           # discard and re-record (the policy node says DISCARD)
+         ("teleop", b"e", EpisodeEvent.TIMEOUT, b"a")]         # end and save a demonstration (truncated)
+
+
+@pytest.mark.parametrize(("mode", "key", "event", "not_a_key"), CASES)
+def test_keys_in_the_console_terminal_start_and_end_the_episode_it_was_told_about(
+        ros_context, tmp_path: Path, mode: str, key: bytes, event: int, not_a_key: bytes) -> None:
     main, terminal = pty.openpty()
     log = (tmp_path / "console.log").open("wb")
     console = subprocess.Popen([str(Path(sys.executable).with_name("console_node")), "--ros-args", "-p",
-                                "task:=bounded-soccer"], stdin=terminal, stdout=log, stderr=subprocess.STDOUT)
+                                "task:=bounded-soccer", "-p", f"mode:={mode}"], stdin=terminal, stdout=log,
+                               stderr=subprocess.STDOUT)
     node = rclpy.create_node("policy_stand_in", context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
@@ -49,11 +59,12 @@ def test_keys_in_the_console_terminal_start_and_abort_the_episode_it_was_told_ab
             os.write(main, b"s")
         assert spin_until(lambda: (EpisodeEvent.START, 3) in operator_events(), during=reset_and_press), \
             (tmp_path / "console.log").read_text(errors="replace")
-        os.write(main, b"a")
-        assert spin_until(lambda: (EpisodeEvent.ABORT, 3) in operator_events())
-        os.write(main, b"x")  # not a key: nothing is sent
+        os.write(main, key)
+        assert spin_until(lambda: (event, 3) in operator_events())
+        for other in (b"x", not_a_key):  # not keys here: nothing is sent
+            os.write(main, other)
         spin_until(lambda: False, timeout_s=1.0)
-        assert {event for event, _ in operator_events()} == {EpisodeEvent.START, EpisodeEvent.ABORT}
+        assert {sent for sent, _ in operator_events()} == {EpisodeEvent.START, event}
     finally:
         executor.shutdown()
         node.destroy_node()

@@ -37,7 +37,10 @@ every socket call and sleep; at CPython's default 5 ms a thread that wants it ba
 so one busy Python thread in the process (an executor spinning, a renderer, torch glue) slowed the simulation
 to 5% of real time and, on a loaded machine, left libfranka more than its one-second UDP timeout without a
 state ("Net Exception", "UDP receive: Timeout").  Measured with one CPU-bound thread beside the loop:
-default 0.05x real time, 0.5 ms 0.37x, 0.1 ms 0.80x (BENCHMARKS.md, "franky-sim and the GIL")."""
+default 0.05x real time, 0.5 ms 0.37x, 0.1 ms 0.80x (BENCHMARKS.md, "franky-sim and the GIL").  Only for a
+paced simulation (a real robot's stand-in, the ROS graph's): unpaced, the slow hand-back is what keeps the loop
+from outrunning its libfranka client, and without it a loaded machine's run once ended in a NaN finger width
+(the client's commands lagging the physics)."""
 
 
 class _ConnectionLines(logging.Filter):
@@ -99,8 +102,9 @@ class EmbeddedFrankaSim:
         except Exception as exc:
             raise FarlError(f"franky-sim could not start ({exc}); is another process holding its loopback "
                             "ports (1337-1338)?") from exc
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+        if self._realtime:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         with ordinary_scheduling():  # the caller may be at libfranka's FIFO 99 (scheduling.py)
             server.run_async(realtime=self._realtime)
         self._sim, self._server = sim, server
@@ -119,6 +123,7 @@ class EmbeddedFrankaSim:
         self._server.cleanup()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         assert self._sim is not None
         self._sim.cleanup()
         while not self._jobs.empty():  # a caller still waiting must not hang

@@ -9,6 +9,8 @@ which fails chosen calls the way libfranka does (a ControlException, `has_errors
 from __future__ import annotations
 
 import os
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +23,7 @@ import pytest
 
 from farl_control.bridge import BridgeStatus, FrankaBridge, RobotError
 from farl_control.config import BridgeConfig, HardLimits, RecoveryConfig
-from farl_control.embedded_sim import EmbeddedFrankaSim
+from farl_control.embedded_sim import SWITCH_INTERVAL_S, EmbeddedFrankaSim
 from farl_control.fault_injection import FaultInjectingRobot
 from farl_control.scheduling import keep_scheduling, ordinary_scheduling
 
@@ -236,13 +238,27 @@ def test_a_lost_connection_is_a_one_line_error_and_the_bridge_stays_down() -> No
         bridge.state()
         assert bridge.server is not None
         bridge.server.close()  # the robot goes away mid-session: its state stream stops
-        with pytest.raises(RobotError, match=r"^lost the connection to the robot at 127\.0\.0\.\d+ .*rerun to resume$"):
+        with pytest.raises(RobotError, match=r"^lost the connection to the robot at 127\.0\.0\.\d+ .*franky-sim is "
+                                             r"closed.*rerun to resume$"):  # the simulator's side is said too
             bridge.state()
         assert bridge.status is BridgeStatus.UNRECOVERABLE
         with pytest.raises(RobotError, match="lost the connection"):  # commands refuse with the same reason
             bridge.command(np.zeros(3))
     finally:
         bridge.close()
+
+
+def test_paced_franky_sim_shortens_the_gil_switch_interval_while_it_runs_and_reports_its_loop() -> None:
+    before = sys.getswitchinterval()
+    with EmbeddedFrankaSim(realtime=False):  # unpaced: left alone (the docstring of SWITCH_INTERVAL_S says why)
+        assert sys.getswitchinterval() == pytest.approx(before)
+    with EmbeddedFrankaSim(realtime=True) as server:
+        assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))  # its 1 kHz loop gets the GIL
+        assert wait_until(lambda: server.longest_pause_s > 0.0)
+        assert re.fullmatch(r"franky-sim's loop: last step \d+\.\d\d s ago, longest pause \d+\.\d\d s",
+                            server.health()), server.health()
+    assert sys.getswitchinterval() == pytest.approx(before)
+    assert server.health() == "franky-sim is closed"
 
 
 def test_connecting_to_no_robot_is_a_one_line_error() -> None:

@@ -3,6 +3,7 @@ message, and `farl data build` rebuilds the episode's steps from them (including
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -96,25 +97,40 @@ def test_a_closed_gate_holds_back_ticks_until_it_opens(tmp_path: Path) -> None:
 
 
 def test_a_ros2_bag_record_session_bag_is_split_into_its_episodes(tmp_path: Path) -> None:
-    """`ros2 bag record` writes one unlabelled bag per session (sqlite3 on Humble): --role says what it holds."""
+    """`ros2 bag record` writes one unlabelled bag per session (sqlite3 on Humble): --role says what it holds.
+    A DISCARD (the operator re-recorded that episode) drops it; a HANDOVER starts an episode's data there."""
     recorder = LoopBagRecorder(tmp_path / "episodes", "bounded-soccer", "task", min_free_gib=0.0)
     first = record_episode(recorder, 0, ticks=5, outcome=Outcome.SUCCESS)
-    second = record_episode(recorder, 1, ticks=4, outcome=Outcome.TIMEOUT)
+    discarded = record_episode(recorder, 1, ticks=6, outcome=Outcome.TIMEOUT)
+    second = record_episode(recorder, 2, ticks=4, outcome=Outcome.TIMEOUT)
     session = tmp_path / "rosbag2_2026_12_03-10_00_00"
     store = farl_typestore()
+    outcome_events = {EpisodeEvent.SUCCESS, EpisodeEvent.TIMEOUT}
     with Writer(session, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
         connections = {}
-        for offset, bag in ((0, first), (10**10, second)):  # the second episode 10 s later, as in a session
+
+        def write(topic: str, msgtype: str, stamp: int, data: bytes) -> None:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
+            writer.write(connections[topic], stamp, data)
+
+        for offset, bag in ((0, first), (10**10, discarded), (2 * 10**10, second)):  # 10 s apart, as in a session
             with Reader(bag) as reader:
                 for connection, stamp, data in reader.messages():
-                    if connection.topic not in connections:
-                        connections[connection.topic] = writer.add_connection(connection.topic, connection.msgtype,
-                                                                              typestore=store)
-                    writer.write(connections[connection.topic], stamp + offset, data)
+                    msgtype = connection.msgtype
+                    if connection.topic == "/farl/episode":
+                        event = store.deserialize_cdr(bytes(data), msgtype)
+                        if bag == discarded and event.event in outcome_events:
+                            data = store.serialize_cdr(replace(event, event=EpisodeEvent.DISCARD), msgtype)
+                        if bag == second and event.event == EpisodeEvent.START:  # the data starts at tick 2
+                            handover = replace(event, event=EpisodeEvent.HANDOVER, source="farl_policy")
+                            write("/farl/episode", msgtype, offset + 1_400_000_000 - 1,
+                                  bytes(store.serialize_cdr(handover, msgtype)))
+                    write(connection.topic, msgtype, stamp + offset, bytes(data))
     with pytest.raises(BagError, match="pass --role"):
         build_dataset([tmp_path / "rosbag2_2026_12_03-10_00_00"], "bounded-soccer", tmp_path / "data")
     path, episodes, steps = build_dataset([session], "bounded-soccer", tmp_path / "data", role="task")
-    assert (episodes, steps) == (2, 9)
+    assert (episodes, steps) == (2, 5 + 2)   # the discarded one left out, the second from its handover
     data, labels = load_dataset(path, get_franka_task("bounded-soccer").spec)
     assert data.terminated.sum() == 1 and data.truncated.sum() == 1 and set(labels) == {LABELS["task"]}
     assert bag_summary(session).label is None

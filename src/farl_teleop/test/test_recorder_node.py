@@ -44,7 +44,8 @@ def test_recorder_writes_one_bag_per_episode_and_survives_kill_9(start_node, ros
 
     try:
         deadline = time.monotonic() + 60.0  # the recorder is up once its subscription to /farl/episode matches
-        while node.count_subscribers("/farl/episode") == 0 and time.monotonic() < deadline:
+        while (node.count_subscribers("/farl/episode") == 0 or node.count_subscribers("/farl/objects") == 0) and \
+                time.monotonic() < deadline:  # (and its raw /farl/objects subscription: else the first frames miss)
             spin(0.1)
         episode(0, 10)
         episodes.publish(EpisodeEvent(event=EpisodeEvent.SUCCESS, episode_index=0, source="farl_policy"))
