@@ -37,10 +37,10 @@ every socket call and sleep; at CPython's default 5 ms a thread that wants it ba
 so one busy Python thread in the process (an executor spinning, a renderer, torch glue) slowed the simulation
 to 5% of real time and, on a loaded machine, left libfranka more than its one-second UDP timeout without a
 state ("Net Exception", "UDP receive: Timeout").  Measured with one CPU-bound thread beside the loop:
-default 0.05x real time, 0.5 ms 0.37x, 0.1 ms 0.80x (BENCHMARKS.md, "franky-sim and the GIL").  Only for a
-paced simulation (a real robot's stand-in, the ROS graph's): unpaced, the slow hand-back is what keeps the loop
-from outrunning its libfranka client, and without it a loaded machine's run once ended in a NaN finger width
-(the client's commands lagging the physics)."""
+default 0.05x real time, 0.1 ms 0.76x, idle 0.90x (`farl bench robot`; BENCHMARKS.md, "franky-sim and the GIL";
+0.5 ms gave 0.37x by hand).  Only for a paced simulation (a real robot's stand-in, the ROS graph's): one loaded
+suite run with 0.1 ms in unpaced simulations too ended a fine-tuning test in a NaN finger width, not reproduced
+alone; until that is understood, unpaced runs (`farl run`, `farl demos`, the tests' envs) keep the default."""
 
 
 class _ConnectionLines(logging.Filter):
