@@ -248,6 +248,7 @@ class FrankaBridge:
         if self.server is not None:
             # franky's Robot disconnects in its destructor: let it while franky-sim still answers (destroyed after
             # the server closed, one was seen blocking forever in libfranka's Robot::stop)
+            self.server.client_leaving()
             del self.robot, self.gripper
             self.server.close()
 

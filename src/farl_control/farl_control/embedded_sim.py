@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 import mujoco
 from franky_sim import SimulationServer
@@ -43,19 +43,35 @@ suite run with 0.1 ms in unpaced simulations too ended a fine-tuning test in a N
 alone; until that is understood, unpaced runs (`farl run`, `farl demos`, the tests' envs) keep the default."""
 
 
+_CLIENTS_LEAVING: set[int] = set()
+"""ids of the servers whose client is closing on purpose (`EmbeddedFrankaSim.client_leaving`)."""
+
+
 class _ConnectionLines(logging.Filter):
-    """franky-sim's warnings and errors, and its INFO line on a client leaving: rare, and what explains a lost
-    connection (its other INFO lines are one per connection or motion)."""
+    """franky-sim's warnings and errors, and its INFO line on a client leaving unasked: rare, and what explains
+    a lost connection (its other INFO lines are one per connection or motion)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "disconnected" in record.getMessage()
+        return record.levelno >= logging.WARNING or ("disconnected" in record.getMessage() and not _CLIENTS_LEAVING)
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line comes (a caller may redirect it after the first sim)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
 
 
 def _show_connection_events() -> None:
     logger = logging.getLogger("franky_sim")
     if any(isinstance(f, _ConnectionLines) for h in logger.handlers for f in h.filters):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("franky-sim: %(message)s"))
     handler.addFilter(_ConnectionLines())
     logger.addHandler(handler)
@@ -116,6 +132,11 @@ class EmbeddedFrankaSim:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def client_leaving(self) -> None:
+        """The client is about to disconnect on purpose (the bridge closing): its disconnect line is not news."""
+        if self._server is not None:  # (close() forgets it again)
+            _CLIENTS_LEAVING.add(id(self))
+
     def close(self) -> None:
         """Stop the 1 kHz loop and release the loopback ports (idempotent)."""
         if self._server is None:
@@ -130,6 +151,7 @@ class EmbeddedFrankaSim:
             _, future = self._jobs.get_nowait()
             future.set_exception(FarlError("franky-sim was closed before the request ran"))
         self._server = self._sim = None
+        _CLIENTS_LEAVING.discard(id(self))
 
     @property
     def hostname(self) -> str:

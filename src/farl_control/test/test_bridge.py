@@ -248,6 +248,18 @@ def test_a_lost_connection_is_a_one_line_error_and_the_bridge_stays_down() -> No
         bridge.close()
 
 
+def test_franky_sim_says_when_a_client_leaves_unasked_but_not_when_the_bridge_closes(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    with FrankaBridge.connect(BridgeConfig(), realtime=False) as bridge:
+        bridge.state()
+    assert "disconnected" not in capfd.readouterr().err  # a closing bridge's disconnect is not news
+    with EmbeddedFrankaSim(realtime=False) as server:
+        with keep_scheduling():
+            robot = franky.Robot(server.hostname, realtime_config=franky.RealtimeConfig.Ignore)
+        del robot  # a client going away on its own: what explains a later lost connection
+        assert wait_until(lambda: "disconnected" in capfd.readouterr().err)
+
+
 def test_paced_franky_sim_shortens_the_gil_switch_interval_while_it_runs_and_reports_its_loop() -> None:
     before = sys.getswitchinterval()
     with EmbeddedFrankaSim(realtime=False):  # unpaced: left alone (the docstring of SWITCH_INTERVAL_S says why)
