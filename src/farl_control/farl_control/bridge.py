@@ -54,6 +54,10 @@ class RobotError(FarlError):
     """The robot cannot be reached or an error persists after bounded recovery."""
 
 
+class ConnectionLost(RobotError):
+    """The state stream stopped mid-session (libfranka's timeout): a new connection may work where a recovery cannot."""
+
+
 class BridgeStatus(str, Enum):
     READY = "ready"
     HOLDING = "holding"              # last command rejected (NaN/inf): holding position
@@ -93,6 +97,7 @@ class FrankaBridge:
         self._lock = threading.RLock()
         self._status = BridgeStatus.READY
         self._error = ""
+        self._unrecoverable: type[RobotError] = RobotError  # what UNRECOVERABLE raises: ConnectionLost once lost
         self._last_command = self.robot_time()
         self._gripper_closed: bool | None = None
         self._gripper_future: Any = None
@@ -295,11 +300,11 @@ class FrankaBridge:
 
     def _lost(self, exc: Exception) -> RobotError:
         """The connection is gone: UNRECOVERABLE (a dead libfranka client blocks on its next call), with why."""
-        self._status = BridgeStatus.UNRECOVERABLE
+        self._status, self._unrecoverable = BridgeStatus.UNRECOVERABLE, ConnectionLost
         where = f"; {self.server.health()}" if self.server is not None else ""
         self._error = (f"lost the connection to the robot at {self.robot.fci_hostname} ({exc}{where}): check the "
                        "cable and FCI (or a CPU too loaded to run franky-sim), then rerun to resume")
-        return RobotError(self._error)
+        return ConnectionLost(self._error)
 
     @keeps_scheduling  # also runs in the watchdog thread
     def _settle(self) -> None:
@@ -442,7 +447,7 @@ class FrankaBridge:
 
     def _raise_if_unrecoverable(self) -> None:
         if self._status is BridgeStatus.UNRECOVERABLE:
-            raise RobotError(self._error)
+            raise self._unrecoverable(self._error)
 
 
 def _yawed(quaternion_xyzw: np.ndarray, yaw: float) -> np.ndarray:

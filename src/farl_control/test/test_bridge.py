@@ -21,7 +21,7 @@ import franky
 import numpy as np
 import pytest
 
-from farl_control.bridge import BridgeStatus, FrankaBridge, RobotError
+from farl_control.bridge import BridgeStatus, ConnectionLost, FrankaBridge, RobotError
 from farl_control.config import BridgeConfig, HardLimits, RecoveryConfig
 from farl_control.embedded_sim import SWITCH_INTERVAL_S, EmbeddedFrankaSim
 from farl_control.fault_injection import FaultInjectingRobot
@@ -238,11 +238,11 @@ def test_a_lost_connection_is_a_one_line_error_and_the_bridge_stays_down() -> No
         bridge.state()
         assert bridge.server is not None
         bridge.server.close()  # the robot goes away mid-session: its state stream stops
-        with pytest.raises(RobotError, match=r"^lost the connection to the robot at 127\.0\.0\.\d+ .*franky-sim is "
+        with pytest.raises(ConnectionLost, match=r"^lost the connection to the robot at 127\.0\.0\.\d+ .*franky-sim is "
                                              r"closed.*rerun to resume$"):  # the simulator's side is said too
             bridge.state()
         assert bridge.status is BridgeStatus.UNRECOVERABLE
-        with pytest.raises(RobotError, match="lost the connection"):  # commands refuse with the same reason
+        with pytest.raises(ConnectionLost, match="lost the connection"):  # commands refuse with the same reason
             bridge.command(np.zeros(3))
     finally:
         bridge.close()

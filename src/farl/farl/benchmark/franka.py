@@ -28,7 +28,8 @@ import io
 import json
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -46,6 +47,7 @@ from farl.demo_recording import DemoRequest, record_demos
 from farl.run_session import RunRequest, run_session
 from farl.tasks import franka_task_id, get_task
 from farl.training import TrainingConfig, train_policy, train_world_model_job, write_json
+from farl_control.bridge import ConnectionLost
 from farl_core.atomic_files import write_atomic
 from farl_core.config import param, read_yaml, to_mapping
 from farl_core.datasets import load_dataset
@@ -58,6 +60,9 @@ from farl_safety.world_model import WorldModel
 
 SECTION = "farl_franka_bench"
 METHODS = ("farl", "uni-o4")
+LOST_CONNECTIONS = "lost_connections.json"
+MAX_LOST_CONNECTIONS = 3
+"""Resumes after a lost franky-sim connection per online run (`_note_lost_connection`)."""
 PRETRAINED = ("task_policy", "recovery_policy", "world_model", "calibration.json", "farl.yaml")
 
 
@@ -147,27 +152,50 @@ def online_request(task_name: str, method: str, root: Path, out: Path, episodes:
                       world_model=root / "world_model" if shielded else None, seed=0, config=root / "farl.yaml")
 
 
-def _online(task_name: str, root: Path, out: Path, episodes: int, jobs: int, progress: bool) -> None:
-    """Both methods' `farl run` on `jobs` worker processes, one progress bar per method fed from its episodes.csv."""
+def _online(task_name: str, root: Path, out: Path, episodes: int, jobs: int, progress: bool,
+            worker: Callable[[int, str, str, Path, Path, int], None] | None = None) -> None:
+    """Both methods' `farl run` on `jobs` worker processes, one progress bar per method fed from its episodes.csv.
+    A run that lost franky-sim is started again (`_note_lost_connection`); `worker` is `_online_worker`'s
+    stand-in for tests (an importable module function: the processes are spawned)."""
+    worker = worker or _online_worker
     threads = threads_per_worker(jobs, len(METHODS))
     bars = {method: tqdm(total=episodes, desc=f"{method} {task_name}", unit="episode", position=k,
                          disable=not progress) for k, method in enumerate(METHODS)}
     # spawn, not fork: MuJoCo GL contexts and torch thread pools do not survive a fork
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_online_worker, threads, task_name, method, root, out / method, episodes)
-                   for method in METHODS]
+        def submit(method: str) -> Future:
+            return pool.submit(worker, threads, task_name, method, root, out / method, episodes)
+
+        futures = {method: submit(method) for method in METHODS}
         while True:
             for method, bar in bars.items():
                 rows = _episodes_csv(out / method / "episodes.csv")
                 bar.update(len(rows) - bar.n)
                 bar.set_postfix(failures=sum(r["outcome"] == "ir_failure" for r in rows), refresh=True)
-            if all(f.done() for f in futures):
+                if futures[method].done() and isinstance(futures[method].exception(), ConnectionLost) and \
+                        _note_lost_connection(out / method, len(rows), futures[method].exception()):
+                    futures[method] = submit(method)  # `farl run` resumes from its session checkpoint
+            if all(f.done() for f in futures.values()):
                 break
             time.sleep(1.0)
     for bar in bars.values():
         bar.close()
-    for future in futures:
+    for future in futures.values():
         future.result()
+
+
+def _note_lost_connection(out: Path, episodes_done: int, error: BaseException | None) -> bool:
+    """Record a lost franky-sim connection in `out/lost_connections.json`; whether the run may resume again.
+
+    On franky-sim a lost connection is the simulator starved of the CPU (README, known limitations), not the
+    method: the run resumes from its session checkpoint, losing only the episode in progress, as a person
+    would rerun it.  The count goes into the report; after MAX_LOST_CONNECTIONS the error stands."""
+    path = out / LOST_CONNECTIONS
+    lost = json.loads(path.read_text())["lost"] if path.exists() else []
+    lost.append({"episodes_done": episodes_done, "error": str(error)})
+    write_json(path, {"lost": lost})
+    tqdm.write(f"{out.name}: {error}; resuming ({len(lost)} of {MAX_LOST_CONNECTIONS})")
+    return len(lost) <= MAX_LOST_CONNECTIONS
 
 
 def _online_worker(threads: int, task_name: str, method: str, root: Path, out: Path, episodes: int) -> None:
@@ -183,7 +211,12 @@ def _row(task_name: str, method: str, out: Path) -> dict[str, Any]:
             "failure_episodes": summary["failure_episodes"], "return_first_10": summary["mean_return_first_10"],
             "return_last_10": summary["mean_return_last_10"], "overrides": summary["overrides"],
             "updates": summary["updates"], "successes": summary["outcomes"]["success"],
-            "step_p50_ms": summary["step_p50_ms"]}
+            "step_p50_ms": summary["step_p50_ms"], "lost_connections": _lost_connections(out)}
+
+
+def _lost_connections(out: Path) -> int:
+    path = out / LOST_CONNECTIONS
+    return len(json.loads(path.read_text())["lost"]) if path.exists() else 0
 
 
 def _calibrate(root: Path, task_name: str, heldout: Transitions, config: FrankaBenchConfig) -> dict[str, Any]:
@@ -240,10 +273,11 @@ def failure_ratios(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 def franka_table(runs: list[dict[str, Any]], ratios: dict[str, float]) -> str:
     lines = ["| task | method | episodes | failure episodes | successes | return first 10 | return last 10 | "
-             "overrides | PPO updates |", "|---|---|---|---|---|---|---|---|---|"]
+             "overrides | PPO updates | lost connections |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['task']} | {r['method']} | {r['episodes']} | {r['failure_episodes']} | {r['successes']} | "
-                     f"{r['return_first_10']:.2f} | {r['return_last_10']:.2f} | {r['overrides']} | {r['updates']} |")
+                     f"{r['return_first_10']:.2f} | {r['return_last_10']:.2f} | {r['overrides']} | {r['updates']} | "
+                     f"{r['lost_connections']} |")
     lines.append("")
     failures = {(r["task"], r["method"]): r["failure_episodes"] for r in runs}
     for task, ratio in ratios.items():
