@@ -167,15 +167,24 @@ def _online(task_name: str, root: Path, out: Path, episodes: int, jobs: int, pro
             return pool.submit(worker, threads, task_name, method, root, out / method, episodes)
 
         futures = {method: submit(method) for method in METHODS}
+        given_up: set[str] = set()  # lost once too often: the error stands
         while True:
+            # taken before the resubmissions below: a resubmitted run can end (and lose again) within this pass
+            finished = all(f.done() for f in futures.values())
             for method, bar in bars.items():
+                future = futures[method]
+                done = future.done()  # before reading the rows, so a run that ended has all its rows read
                 rows = _episodes_csv(out / method / "episodes.csv")
                 bar.update(len(rows) - bar.n)
                 bar.set_postfix(failures=sum(r["outcome"] == "ir_failure" for r in rows), refresh=True)
-                if futures[method].done() and isinstance(futures[method].exception(), ConnectionLost) and \
-                        _note_lost_connection(out / method, len(rows), futures[method].exception()):
+                if method in given_up or not done or not isinstance(future.exception(), ConnectionLost):
+                    continue
+                if _note_lost_connection(out / method, len(rows), future.exception()):
                     futures[method] = submit(method)  # `farl run` resumes from its session checkpoint
-            if all(f.done() for f in futures.values()):
+                    finished = False
+                else:
+                    given_up.add(method)
+            if finished:
                 break
             time.sleep(1.0)
     for bar in bars.values():
@@ -194,8 +203,10 @@ def _note_lost_connection(out: Path, episodes_done: int, error: BaseException | 
     lost = json.loads(path.read_text())["lost"] if path.exists() else []
     lost.append({"episodes_done": episodes_done, "error": str(error)})
     write_json(path, {"lost": lost})
-    tqdm.write(f"{out.name}: {error}; resuming ({len(lost)} of {MAX_LOST_CONNECTIONS})")
-    return len(lost) <= MAX_LOST_CONNECTIONS
+    resume = len(lost) <= MAX_LOST_CONNECTIONS
+    then = f"resuming ({len(lost)} of {MAX_LOST_CONNECTIONS})" if resume else f"lost {len(lost)} times: giving up"
+    tqdm.write(f"{out.name}: {error}; {then}")
+    return resume
 
 
 def _online_worker(threads: int, task_name: str, method: str, root: Path, out: Path, episodes: int) -> None:
