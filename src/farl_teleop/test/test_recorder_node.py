@@ -43,10 +43,14 @@ def test_recorder_writes_one_bag_per_episode_and_survives_kill_9(start_node, ros
             spin(0.05)
 
     try:
-        deadline = time.monotonic() + 60.0  # the recorder is up once its subscription to /farl/episode matches
-        while (node.count_subscribers("/farl/episode") == 0 or node.count_subscribers("/farl/objects") == 0) and \
-                time.monotonic() < deadline:  # (and its raw /farl/objects subscription: else the first frames miss)
+        # The recorder is up once both our writers have matched its readers (the DDS match, not the graph cache,
+        # which can list a subscription before its reader has matched: the first frame was then lost); the
+        # reader side matches our writers at about the same time, so a short settle follows.
+        deadline = time.monotonic() + 60.0
+        while (episodes.get_subscription_count() == 0 or objects.get_subscription_count() == 0) and \
+                time.monotonic() < deadline:
             spin(0.1)
+        spin(0.5)
         episode(0, 10)
         episodes.publish(EpisodeEvent(event=EpisodeEvent.SUCCESS, episode_index=0, source="farl_policy"))
         deadline = time.monotonic() + 30.0
