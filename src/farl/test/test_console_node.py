@@ -7,6 +7,7 @@ import pty
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -20,16 +21,18 @@ from farl_interfaces.msg import EpisodeEvent
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-# (mode, a key that ends the episode, the event it sends, a key of the other mode's console that does nothing here)
-CASES = [("finetune", b"a", EpisodeEvent.ABORT, b"e"),         # abort
-         ("teleop", b"r", EpisodeEvent.ABORT, b"a"),           # discard and re-record (the policy node says DISCARD)
-         ("teleop", b"e", EpisodeEvent.TIMEOUT, b"a")]         # end and save a demonstration (truncated)
+# (mode, a key that ends the episode, the event it sends, a key of the other mode's console that does nothing here,
+#  how the console is stopped afterwards: Ctrl-C, or SIGTERM as `ros2 launch` escalates)
+CASES = [("finetune", b"a", EpisodeEvent.ABORT, b"e", signal.SIGTERM),     # abort
+         ("teleop", b"r", EpisodeEvent.ABORT, b"a", signal.SIGINT),        # discard and re-record (policy: DISCARD)
+         ("teleop", b"e", EpisodeEvent.TIMEOUT, b"a", signal.SIGINT)]      # end and save a demonstration (truncated)
 
 
-@pytest.mark.parametrize(("mode", "key", "event", "not_a_key"), CASES)
+@pytest.mark.parametrize(("mode", "key", "event", "not_a_key", "stop"), CASES)
 def test_keys_in_the_console_terminal_start_and_end_the_episode_it_was_told_about(
-        ros_context, tmp_path: Path, mode: str, key: bytes, event: int, not_a_key: bytes) -> None:
+        ros_context, tmp_path: Path, mode: str, key: bytes, event: int, not_a_key: bytes, stop: int) -> None:
     main, terminal = pty.openpty()
+    assert termios.tcgetattr(terminal)[3] & termios.ICANON  # a fresh terminal is line-buffered
     log = (tmp_path / "console.log").open("wb")
     console = subprocess.Popen([str(Path(sys.executable).with_name("console_node")), "--ros-args", "-p",
                                 "task:=bounded-soccer", "-p", f"mode:={mode}"], stdin=terminal, stdout=log,
@@ -68,8 +71,9 @@ def test_keys_in_the_console_terminal_start_and_end_the_episode_it_was_told_abou
     finally:
         executor.shutdown()
         node.destroy_node()
-        console.send_signal(signal.SIGINT)
-        assert console.wait(30) == 0
+        console.send_signal(stop)
+        assert console.wait(30) == 0, (tmp_path / "console.log").read_text(errors="replace")
+        assert termios.tcgetattr(terminal)[3] & termios.ICANON, "the console left the terminal in cbreak mode"
         os.close(main)
         os.close(terminal)
         log.close()

@@ -5,11 +5,21 @@ task, a robot that cannot be reached) is a FarlError raised while building it, a
 process with one line on stderr, `<node>: error: <what and the fix>`, and exit code 2, before
 anything spins.  Ctrl-C and `ros2 launch` stopping the graph are a normal end (exit code 0).
 Several nodes may share one process (the simulated world: bridge and scene) on one executor.
+
+Ctrl-C and SIGTERM are a flag the spin loop reads between callbacks, not rclpy's signal handlers:
+those raise KeyboardInterrupt wherever the main thread happens to be (inside the executor, half-way
+through a callback) while rclpy's own signal thread is still triggering the executor's guard
+conditions that the shutdown below destroys; a node stopped that way died with SIGSEGV about once
+in a few hundred stops on a loaded machine (seen in CI). A segfault still prints the Python stacks
+(faulthandler), so the log says where.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +27,7 @@ from typing import Any
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from farl_core.config import node_parameters
 from farl_core.errors import ConfigError, FarlError
@@ -67,6 +78,23 @@ def closing_process(name: str, make: Callable[[], Any], threads: int) -> Process
     return Process(name, build, close, threads=threads)
 
 
+SIGNAL_LATENCY_S = 0.1  # the longest the executor waits before it looks at the stop flag again
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM set the returned event (Python runs the handler in the main thread, between callbacks)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def restore_default_signals() -> None:
+    """A second Ctrl-C during the shutdown (a robot that does not let go) interrupts it, as usual."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run(process: Process, args: list[str] | None = None) -> None:
     """Build the process's node(s) and spin them until Ctrl-C (a node executable's main)."""
     spin([process], args)
@@ -76,7 +104,8 @@ def spin(processes: list[Process], args: list[str] | None = None,
          until: Callable[[list[Node]], bool] | None = None) -> None:
     """Build the nodes of `processes` in this process and spin them on one executor until Ctrl-C, or until
     `until(nodes)` holds (checked between callbacks). A build error is the one-line exit described above."""
-    rclpy.init(args=args)
+    faulthandler.enable()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     nodes: list[Node] = []
     started: list[Process] = []
     for process in processes:
@@ -93,15 +122,14 @@ def spin(processes: list[Process], args: list[str] | None = None,
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     for node in nodes:
         executor.add_node(node)
+    stop = stop_on_signals()
     try:
-        if until is None:
-            executor.spin()
-        else:
-            while rclpy.ok() and not until(nodes):
-                executor.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C or `ros2 launch` stopping the graph: a normal end
+        while rclpy.ok() and not stop.is_set() and (until is None or not until(nodes)):
+            executor.spin_once(timeout_sec=SIGNAL_LATENCY_S)
+    except ExternalShutdownException:
+        pass  # the context was shut down under the executor: a normal end, as Ctrl-C
     finally:
+        restore_default_signals()
         executor.shutdown()
         for process in reversed(processes):
             process.close()
