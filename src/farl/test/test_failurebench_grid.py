@@ -14,7 +14,7 @@ import pytest
 
 from farl import cli
 from farl.benchmark.config import FailureBenchConfig
-from farl.benchmark.grid import run_grid, threads_per_worker
+from farl.benchmark.grid import run_grid
 from farl.benchmark.methods import METHODS
 from farl_core.config import load_section
 from farl_core.datasets import load_dataset
@@ -111,9 +111,19 @@ def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.C
     assert "pass that directory as --out" in capsys.readouterr().err
 
 
-def test_busy_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert threads_per_worker(jobs=2, calls=1) == 4  # one task pretrained: every core for it
-    assert threads_per_worker(jobs=2, calls=8) == 2
-    assert threads_per_worker(jobs=1, calls=8) == 4
-    assert threads_per_worker(jobs=8, calls=8) == 1  # more workers than cores: still one thread
+def outputs(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by relative path, but TensorBoard's event files (named by time and host)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "tfevents" not in p.name}
+
+
+def test_a_rerun_gives_the_same_pretraining_and_runs_bit_for_bit_whatever_the_jobs(grid: Path, tmp_path: Path) -> None:
+    """Issue 16: the grid above ran on 2 spawned workers; again in this process (--jobs 1), from scratch:
+    demos, checkpoints, calibration and fine-tuning come out identical, byte for byte."""
+    config = load_section(CONFIG, "farl_failurebench", FailureBenchConfig)
+    run_grid(["point-mass"], ["farl", "uni-o4"], [0], 256, tmp_path, config, jobs=1, progress=False)
+    first, again = outputs(grid / "point-mass" / "pretrain"), outputs(tmp_path / "point-mass" / "pretrain")
+    assert any(name.endswith(".safetensors") for name in first) and first.keys() == again.keys()
+    assert [name for name in first if first[name] != again[name]] == []
+    for method in ("farl", "uni-o4"):
+        assert outputs(grid / "point-mass" / method) == outputs(tmp_path / "point-mass" / method)

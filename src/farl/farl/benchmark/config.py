@@ -47,6 +47,11 @@ class FailureBenchConfig:
     eval_episodes: int = param(10, ge=1)    # deterministic episodes scoring a policy before/after
     expert_episodes: int = param(10, ge=1)  # scripted-expert episodes defining normalised return 100
     num_envs: int = param(1, ge=1)          # synchronously stepped envs per run
+    # Torch threads of every pretraining stage and fine-tuning run, whatever --jobs and the core count:
+    # some reductions sum in an order set by the thread count (held-out OPE values moved in the 8th
+    # digit from 1 to 2 threads), enough to flip an OPE accept at full budget, so it is pinned with
+    # the rest of the config. 1: `--jobs 2` fills 2 cores without oversubscribing them.
+    torch_threads: int = param(1, ge=1)
     recovery_rl: QRiskConfig = field(default_factory=QRiskConfig)          # Rec-RL ablation
     mppi: MPPIConfig = field(default_factory=MPPIConfig)                   # MPPI ablation (eps_safe: calibrated)
     ppo_lagrangian: LagrangianConfig = field(default_factory=LagrangianConfig)  # PPO-Lag baseline

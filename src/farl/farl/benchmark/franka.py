@@ -40,7 +40,6 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from farl.benchmark.grid import threads_per_worker
 from farl.benchmark.pretrain import split_episodes
 from farl.config_files import default_config_path
 from farl.demo_recording import DemoRequest, record_demos
@@ -63,6 +62,9 @@ METHODS = ("farl", "uni-o4")
 LOST_CONNECTIONS = "lost_connections.json"
 MAX_LOST_CONNECTIONS = 3
 """Resumes after a lost franky-sim connection per online run (`_note_lost_connection`)."""
+# Each online run's torch threads, whatever --jobs: batch-1 inference and small PPO updates gain nothing from a
+# second thread, which would only compete with franky-sim's 1 kHz loop for the cores.
+ONLINE_TORCH_THREADS = 1
 PRETRAINED = ("task_policy", "recovery_policy", "world_model", "calibration.json", "farl.yaml")
 
 
@@ -158,13 +160,12 @@ def _online(task_name: str, root: Path, out: Path, episodes: int, jobs: int, pro
     A run that lost franky-sim is started again (`_note_lost_connection`); `worker` is `_online_worker`'s
     stand-in for tests (an importable module function: the processes are spawned)."""
     worker = worker or _online_worker
-    threads = threads_per_worker(jobs, len(METHODS))
     bars = {method: tqdm(total=episodes, desc=f"{method} {task_name}", unit="episode", position=k,
                          disable=not progress) for k, method in enumerate(METHODS)}
     # spawn, not fork: MuJoCo GL contexts and torch thread pools do not survive a fork
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         def submit(method: str) -> Future:
-            return pool.submit(worker, threads, task_name, method, root, out / method, episodes)
+            return pool.submit(worker, ONLINE_TORCH_THREADS, task_name, method, root, out / method, episodes)
 
         futures = {method: submit(method) for method in METHODS}
         given_up: set[str] = set()  # lost once too often: the error stands

@@ -7,15 +7,14 @@ Layout under the output directory:
   <task>/<method>/seed<k>/            episodes.csv, TensorBoard, summary.json (written last)
 
 A run counts as done when its summary.json exists; anything else in its folder is a leftover of an
-interrupted run and is redone.  Work goes to `jobs` worker processes that share the cores' torch
-threads, so a 2-core machine runs two fine-tuning runs side by side, or pretrains a single task
-(the README's main command) on both cores.
+interrupted run and is redone.  Work goes to `jobs` worker processes with `config.torch_threads`
+torch threads each, so a 2-core machine runs two fine-tuning runs side by side; the results do not
+depend on `jobs`, the order the runs finish in, or the machine's core count.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -57,9 +56,11 @@ def run_grid(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
         raise FarlError(f"unknown method(s) {', '.join(unknown)} (available: {', '.join(METHODS)})")
     _pin_config(out, config, steps)
     runs = [Run(t, m, s) for t in tasks for m in methods for s in seeds]
-    run_parallel(_pretrain_worker, [(t, out / t / "pretrain", config) for t in tasks], jobs, "pretraining", progress)
+    threads = config.torch_threads
+    run_parallel(_pretrain_worker, [(t, out / t / "pretrain", config) for t in tasks], jobs, threads, "pretraining",
+                 progress)
     todo = [r for r in runs if not (r.directory(out) / "summary.json").exists()]
-    run_parallel(_run_worker, [(r, out, steps, config) for r in todo], jobs, "fine-tuning runs", progress)
+    run_parallel(_run_worker, [(r, out, steps, config) for r in todo], jobs, threads, "fine-tuning runs", progress)
     return [load_json(r.directory(out) / "summary.json") for r in runs]
 
 
@@ -98,19 +99,11 @@ def _run_worker(threads: int, run: Run, out: Path, steps: int, config: FailureBe
     run_one(run, out, steps, config)
 
 
-def threads_per_worker(jobs: int, calls: int) -> int:
-    """Torch threads for each of the min(jobs, calls) busy workers: an equal share of the cores
-    this process may use, at least one.  Two threads train the small MLPs here ~1.3x faster than
-    one (`farl bench training`), so a lone worker should not leave the other core idle."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, min(jobs, calls)))
-
-
-def run_parallel(worker: Callable[..., Any], calls: list[tuple], jobs: int, desc: str, progress: bool) -> None:
+def run_parallel(worker: Callable[..., Any], calls: list[tuple], jobs: int, threads: int, desc: str,
+                 progress: bool) -> None:
     """Run `worker(threads, *args)` for every call on `jobs` processes (in-process when jobs == 1)."""
     if not calls:
         return
-    threads = threads_per_worker(jobs, len(calls))
     bar = tqdm(total=len(calls), desc=desc, disable=not progress)
     if jobs == 1:
         for args in calls:
