@@ -48,7 +48,9 @@ class PPOConfig:
     minibatch_size: int = param(64, ge=1)
     rollout_steps: int = param(1024, ge=1)                 # transitions per update, all streams
     # Exploration noise for online RL: if set, the policy's log-std is reset to this value before
-    # fine-tuning starts (BC on near-deterministic demos leaves too little noise to explore).
+    # fine-tuning starts. Offline training leaves whatever noise it learned: too little to explore
+    # after BC on near-deterministic demos (point mass), more than the task tolerates on FailureBench
+    # (std 0.45 against the demos' 0.3; config/failurebench.yaml resets it to -1.2).
     exploration_log_std: float | None = None
 
 
