@@ -109,13 +109,19 @@ def _franka_demos(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from farl.tasks import get_task
-    from farl.training import load_data, train_policy, train_world_model_job
+    from farl.training import load_data, train_fosp_job, train_policy, train_world_model_job
 
     task = get_task(args.task)
     config = training_config(args)
     data = load_data([Path(p) for p in args.data], task)
     out = Path(args.out)
-    if args.model == "world-model":
+    if args.model == "fosp":
+        report = train_fosp_job(data, task, config, out, args.seed, args.overwrite)
+        final = report["final"]
+        print(f"{out}: FOSP policy, reward critics and REF trained on {report['transitions']} transitions "
+              f"({report['failures']} failure steps); final Lagrange multiplier {final['multiplier']:.3g}, "
+              f"constraint violation {final['violation']:.3f}; losses in {out / 'metrics.csv'}")
+    elif args.model == "world-model":
         report = train_world_model_job(data, task, config, out, args.seed, args.overwrite)
         print(f"{out}: world model trained on {report['transitions']} transitions "
               f"({report['failures']} failure steps); losses in {out / 'metrics.csv'}")
@@ -150,12 +156,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from farl.training import FinetuneInputs, finetune_job
 
     task = get_task(args.task)
-    shielded = not args.no_shield
-    if shielded and not (args.world_model and args.recovery_policy):
-        raise FarlError("the shield needs --world-model and --recovery-policy (or pass --no-shield for plain "
-                        "Uni-O4 fine-tuning)")
-    inputs = FinetuneInputs(Path(args.task_policy), Path(args.recovery_policy) if shielded else None,
-                            Path(args.world_model) if shielded else None)
+    if args.fosp:
+        if args.task_policy or args.recovery_policy or args.world_model or args.no_shield:
+            raise FarlError("--fosp fine-tunes FOSP's own policy inside its policy expansion: leave out "
+                            "--task-policy, --recovery-policy, --world-model and --no-shield")
+        inputs = FinetuneInputs(None, None, None, fosp=Path(args.fosp))
+    else:
+        shielded = not args.no_shield
+        if not args.task_policy:
+            raise FarlError("finetune needs --task-policy (or --fosp DIR for FOSP)")
+        if shielded and not (args.world_model and args.recovery_policy):
+            raise FarlError("the shield needs --world-model and --recovery-policy (or pass --no-shield for plain "
+                            "Uni-O4 fine-tuning)")
+        inputs = FinetuneInputs(Path(args.task_policy), Path(args.recovery_policy) if shielded else None,
+                                Path(args.world_model) if shielded else None)
     out = Path(args.out)
     result = finetune_job(task, inputs, training_config(args), out, args.steps, args.num_envs, args.seed,
                           args.overwrite)
@@ -335,11 +349,15 @@ def cmd_bench_shielded(args: argparse.Namespace) -> int:
         if not (root / "calibration.json").is_file():
             raise FarlError(f"{root} holds no finished pretraining (run `farl bench failurebench --tasks {task}` "
                             "first, or leave the task out of --tasks)")
+        if "fosp" in methods and not (root / "fosp" / "reference.json").is_file():
+            raise FarlError(f"{root} holds no FOSP offline phase (run `farl bench failurebench --tasks {task} "
+                            "--methods fosp` first, or leave fosp out of --methods)")
         results[task] = shielded_rollouts(task, root, config, methods, args.episodes, progress=True)
     path = out / "shielded.json"  # one entry per task: earlier measurements of other tasks are kept
     write_json(path, {**(json.loads(path.read_text()) if path.is_file() else {}), **results})
     print(f"failure rate (override share) of the pretrained policy's sampled actions, {args.episodes} episodes\n")
-    print("| task | none | " + " | ".join(methods) + " |\n|---|" + "---|" * (len(methods) + 1))
+    columns = list(next(iter(results.values())))
+    print("| task | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
     for task, by_shield in results.items():
         cells = [f"{r['failure_rate']:.2f} ({r['override_share']:.2f})" for r in by_shield.values()]
         print(f"| {task} | " + " | ".join(cells) + " |")
@@ -495,7 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     demos.set_defaults(func=cmd_demos)
 
     train = verbs.add_parser("train", parents=[common], help="offline training from demonstration files")
-    train.add_argument("model", choices=["task-policy", "recovery-policy", "world-model"])
+    train.add_argument("model", choices=["task-policy", "recovery-policy", "world-model", "fosp"],
+                       help="fosp: FOSP's offline phase (policy, reward critics, REF) on task + recovery + "
+                            "failure demos")
     train.add_argument("--data", nargs="+", required=True, help="Minari dataset folders and/or .npz files")
     train.add_argument("--out", required=True, help="run directory to create")
     train.set_defaults(func=cmd_train)
@@ -512,7 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     calib.set_defaults(func=cmd_calibrate)
 
     finetune = verbs.add_parser("finetune", parents=[common], help="online PPO fine-tuning with the shield")
-    finetune.add_argument("--task-policy", required=True, help="run dir of `farl train task-policy`")
+    finetune.add_argument("--task-policy", help="run dir of `farl train task-policy`")
+    finetune.add_argument("--fosp", help="run dir of `farl train fosp`: FOSP's online phase (safe policy expansion) "
+                          "instead of the shield")
     finetune.add_argument("--recovery-policy", help="run dir of `farl train recovery-policy`")
     finetune.add_argument("--world-model", help="run dir of `farl train world-model`")
     finetune.add_argument("--no-shield", action="store_true", help="plain Uni-O4 fine-tuning (baseline)")
@@ -602,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--tasks", nargs="+", default=BENCH_TASKS, help="failurebench: tasks; franka: Franka tasks "
                        "(default all three); loop: the Franka task (default fragile-push-wall)")
     bench.add_argument("--methods", nargs="+", default=["uni-o4", "farl", "rec-rl", "mppi"],
-                       help="failurebench: uni-o4 farl rec-rl mppi ppo-lag")
+                       help="failurebench: uni-o4 farl rec-rl mppi ppo-lag fosp; shielded: farl rec-rl mppi fosp")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="failurebench: online seeds")
     bench.add_argument("--frames", type=int, default=40, help="perception: frames (default 40)")
     bench.add_argument("--seconds", type=float, default=20.0, help="recorder: seconds per recorded episode (default "

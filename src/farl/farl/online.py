@@ -26,14 +26,14 @@ from farl_policy.gaussian import GaussianPolicy
 from farl_policy.ppo import PPO, PPOConfig
 from farl_policy.ppo_lagrangian import CostRolloutBuffer
 from farl_policy.training_state import generator_state, load_generator_state, load_module_state, module_state
-from farl_safety.shield import Shield, Verdict
+from farl_safety.shield import ActionFilter, Verdict
 
 
 class OnlineFinetuner:
     """Samples task actions, lets the shield filter them, and learns from the outcome with PPO."""
 
     def __init__(self, policy: GaussianPolicy, value: nn.Module, config: PPOConfig, total_updates: int,
-                 shield: Shield | None = None, seed: int = 0, algorithm: PPO | None = None) -> None:
+                 shield: ActionFilter | None = None, seed: int = 0, algorithm: PPO | None = None) -> None:
         """`algorithm`: an already-built learner for `policy` and `value` (e.g. PPOLagrangian);
         default a plain PPO built from `config`, `total_updates` and `seed`."""
         if algorithm is not None and (algorithm.policy is not policy or algorithm.value is not value
@@ -73,7 +73,7 @@ class OnlineFinetuner:
         proposed one (Recovery-RL's relabelling).  Without a shield both are the same action.
         """
         stored, log_prob = proposed, proposed_log_prob
-        if self.shield is not None and self.shield.config.update_with == "executed":
+        if self.shield is not None and self.shield.update_with == "executed":
             stored = executed
             with torch.no_grad():
                 log_prob = self.policy.log_prob(torch.as_tensor(obs, dtype=torch.float32),

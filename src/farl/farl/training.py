@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from farl.fosp import FOSPConfig, FOSPModels, fosp_finetuner_parts, train_fosp
 from farl.online import OnlineFinetuner, OnlineResult, run_online
 from farl.tasks import Task
 from farl_core.atomic_files import write_atomic
@@ -28,8 +30,9 @@ from farl_policy.gaussian import GaussianPolicy
 from farl_policy.ppo import PPOConfig
 from farl_policy.uni_o4 import OfflineConfig, train_offline_policy
 from farl_safety.calibration import CalibrationReport, calibrate
+from farl_safety.reachability import ReachabilityCritic
 from farl_safety.safety_critic import SafetyCritic, SafetyCriticConfig
-from farl_safety.shield import Shield, ShieldConfig
+from farl_safety.shield import ActionFilter, Shield, ShieldConfig
 from farl_safety.world_model import WorldModel, WorldModelConfig, train_world_model
 from farl_sim.recording import record_failures, record_policy_recoveries
 
@@ -43,6 +46,7 @@ class TrainingConfig:
     safety_critic: SafetyCriticConfig = field(default_factory=SafetyCriticConfig)
     shield: ShieldConfig = field(default_factory=ShieldConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    fosp: FOSPConfig = field(default_factory=FOSPConfig)  # the FOSP method (farl/fosp.py)
 
 
 def load_data(paths: list[Path], task: Task) -> Transitions:
@@ -131,6 +135,20 @@ def train_world_model_job(data: Transitions, task: Task, config: TrainingConfig,
     return report
 
 
+def train_fosp_job(data: Transitions, task: Task, config: TrainingConfig, out: Path, seed: int,
+                   overwrite: bool = False, progress: bool = True,
+                   feasible_for: Callable[[ReachabilityCritic], float] | None = None) -> dict[str, Any]:
+    """FOSP's offline phase (farl/fosp.py) on task + recovery + failure demos: policy/, critics/,
+    reachability/, report.json and every step's losses in metrics.csv."""
+    out = prepare_run_dir(out, overwrite)
+    with MetricsWriter(out) as log:
+        models, report = train_fosp(data, task.spec, config.fosp, seed=seed, progress=progress, log=log,
+                                    feasible_for=feasible_for)
+    models.save(out, extra={"seed": seed}, overwrite=overwrite)
+    write_json(out / "report.json", {"kind": "fosp", "seed": seed, "task": task.spec.name, **report})
+    return report
+
+
 def build_critic(task: Task, world_model_dir: Path, policy_dir: Path, config: TrainingConfig,
                  kind: str = "task_policy") -> tuple[GaussianPolicy, SafetyCritic]:
     policy = GaussianPolicy.load(policy_dir / "policy", kind=kind, spec=task.spec)
@@ -152,19 +170,24 @@ def calibrate_job(task: Task, world_model_dir: Path, policy_dir: Path, data: Tra
 
 @dataclass(frozen=True)
 class FinetuneInputs:
-    task_policy: Path             # run dir of `farl train task-policy` (policy/ + critics/)
+    task_policy: Path | None      # run dir of `farl train task-policy` (policy/ + critics/); None with fosp
     recovery_policy: Path | None  # run dir of `farl train recovery-policy`; None: no shield
     world_model: Path | None      # run dir of `farl train world-model`; None: no shield
+    fosp: Path | None = None      # run dir of `farl train fosp`: FOSP's policy expansion instead
 
 
 def finetune_job(task: Task, inputs: FinetuneInputs, config: TrainingConfig, out: Path, steps: int, num_envs: int,
                  seed: int, overwrite: bool = False, progress: bool = True) -> OnlineResult:
-    """Online PPO from the offline task policy and V, with the shield when its models are given."""
+    """Online PPO from the offline task policy and V, with the shield when its models are given; or
+    FOSP's online phase from a `farl train fosp` directory."""
     out = prepare_run_dir(out, overwrite)
-    policy = GaussianPolicy.load(inputs.task_policy / "policy", kind="task_policy", spec=task.spec)
-    value = copy.deepcopy(ValueCritics.load(inputs.task_policy / "critics", spec=task.spec).v)
-    shield = None
-    if inputs.world_model is not None and inputs.recovery_policy is not None:
+    shield: ActionFilter | None = None
+    if inputs.fosp is not None:
+        policy, value, shield = fosp_finetuner_parts(FOSPModels.load(inputs.fosp, spec=task.spec), config.fosp, seed)
+    else:
+        policy = GaussianPolicy.load(inputs.task_policy / "policy", kind="task_policy", spec=task.spec)
+        value = copy.deepcopy(ValueCritics.load(inputs.task_policy / "critics", spec=task.spec).v)
+    if inputs.fosp is None and inputs.world_model is not None and inputs.recovery_policy is not None:
         recovery = GaussianPolicy.load(inputs.recovery_policy / "policy", kind="recovery_policy", spec=task.spec)
         model = WorldModel.load(inputs.world_model / "world_model", spec=task.spec)
         shield = Shield(SafetyCritic(model, policy, config.safety_critic), recovery, config.shield)
@@ -175,6 +198,7 @@ def finetune_job(task: Task, inputs: FinetuneInputs, config: TrainingConfig, out
                         progress=progress)
     policy.save(out / "policy", kind="task_policy", extra={"seed": seed, "online_steps": steps})
     summary = {"task": task.spec.name, "seed": seed, "steps": steps, "shield": shield is not None,
+               "method": "fosp" if inputs.fosp is not None else "farl" if shield is not None else "uni-o4",
                "episodes": len(result.episodes), "failure_episodes": result.failure_episodes,
                "mean_return_last_20": result.mean_return(20), "mean_return": result.mean_return(),
                "overrides": int(sum(e.overrides for e in result.episodes))}

@@ -44,6 +44,7 @@ def test_every_method_runs_and_the_report_is_written(grid: Path) -> None:
     tables = (grid / "tables.md").read_text()
     assert "Failure episodes during fine-tuning" in tables and "| point-mass |" in tables
     assert "| point-mass | world_model |" in tables and "| point-mass | q_risk |" in tables
+    assert "| point-mass | fosp_ref |" in tables
     assert summary["point-mass"]["uni-o4"]["override_share"]["mean"] == 0.0
     for plot in ("failures_vs_steps.png", "return_vs_steps.png"):
         assert (grid / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -95,14 +96,16 @@ def test_recovery_demos_are_as_many_as_configured_and_the_cli_makes_them_from_a_
 def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.CaptureFixture[str]) -> None:
     earlier = {"bounded-push": {"none": {"failure_rate": 0.5, "override_share": 0.0, "episodes": 100}}}
     (grid / "shielded.json").write_text(json.dumps(earlier))
-    assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--methods", "uni-o4", "farl", "mppi",
+    assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--methods", "uni-o4", "farl", "mppi", "fosp",
                      "--episodes", "4", "--out", str(grid)]) == 0
     measured = json.loads((grid / "shielded.json").read_text())
     assert measured["bounded-push"] == earlier["bounded-push"]  # another task's measurement is kept
     results = measured["point-mass"]
-    assert set(results) == {"none", "farl", "mppi"}  # uni-o4 is the unshielded row
-    assert results["none"]["override_share"] == 0.0
+    # uni-o4 is the unshielded row; FOSP's own offline policy is measured alone and inside its expansion
+    assert set(results) == {"none", "farl", "mppi", "fosp-unshielded", "fosp"}
+    assert results["none"]["override_share"] == 0.0 and results["fosp-unshielded"]["override_share"] == 0.0
     assert 0.0 < results["farl"]["override_share"] <= 1.0  # eps_safe is calibrated to flag some steps
+    assert 0.0 < results["fosp"]["override_share"] < 1.0  # the expansion picks each policy some of the time
     assert all(0.0 <= r["failure_rate"] <= 1.0 and r["episodes"] == 4 for r in results.values())
     assert "| point-mass |" in capsys.readouterr().out
     assert cli.main(["bench", "shielded", "--tasks", "bounded-push", "--out", str(grid)]) == 2
@@ -121,9 +124,9 @@ def test_a_rerun_gives_the_same_pretraining_and_runs_bit_for_bit_whatever_the_jo
     """Issue 16: the grid above ran on 2 spawned workers; again in this process (--jobs 1), from scratch:
     demos, checkpoints, calibration and fine-tuning come out identical, byte for byte."""
     config = load_section(CONFIG, "farl_failurebench", FailureBenchConfig)
-    run_grid(["point-mass"], ["farl", "uni-o4"], [0], 256, tmp_path, config, jobs=1, progress=False)
+    run_grid(["point-mass"], ["farl", "uni-o4", "fosp"], [0], 256, tmp_path, config, jobs=1, progress=False)
     first, again = outputs(grid / "point-mass" / "pretrain"), outputs(tmp_path / "point-mass" / "pretrain")
-    assert any(name.endswith(".safetensors") for name in first) and first.keys() == again.keys()
+    assert any(name.startswith("fosp/") for name in first) and first.keys() == again.keys()
     assert [name for name in first if first[name] != again[name]] == []
-    for method in ("farl", "uni-o4"):
+    for method in ("farl", "uni-o4", "fosp"):
         assert outputs(grid / "point-mass" / method) == outputs(tmp_path / "point-mass" / method)

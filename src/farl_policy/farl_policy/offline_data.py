@@ -49,6 +49,10 @@ class OfflineTensors:
             index = torch.randint(len(self), (batch_size,), generator=generator)
         else:
             index = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
+        return self.rows(index)
+
+    def rows(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The transitions at `index`, as the minibatch dictionary every trainer reads."""
         return {"obs": self.obs[index], "act": self.act[index], "rew": self.rew[index],
                 "next_obs": self.next_obs[index], "terminated": self.terminated[index]}
 

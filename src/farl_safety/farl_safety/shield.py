@@ -65,8 +65,22 @@ class Verdict:
     risk: float
     threshold: float
     overridden: bool
-    source: Literal["task", "recovery"]
+    source: Literal["task", "recovery", "offline"]  # "offline": FOSP's frozen offline policy
     latency_s: float
+
+
+class ActionFilter(Protocol):
+    """What the online fine-tuner and the robot loop need of whatever stands between the task policy and
+    the robot: `Shield` (FARL and its ablations) and FOSP's `PolicyExpansion` meet it."""
+
+    @property
+    def update_with(self) -> str:
+        """Which action PPO learns from on a replaced step: "executed" or "proposed"."""
+        ...
+
+    def filter(self, obs: np.ndarray, proposed: np.ndarray) -> tuple[np.ndarray, list[Verdict]]:
+        """Executed actions [N, act_dim] and one verdict per row of obs [N, obs_dim]."""
+        ...
 
 
 class Shield:
@@ -79,6 +93,10 @@ class Shield:
         self.critic = critic
         self.recovery = recovery
         self.config = config
+
+    @property
+    def update_with(self) -> str:
+        return self.config.update_with
 
     @torch.inference_mode()
     def filter(self, obs: np.ndarray, proposed: np.ndarray) -> tuple[np.ndarray, list[Verdict]]:

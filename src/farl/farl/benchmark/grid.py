@@ -57,8 +57,8 @@ def run_grid(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
     _pin_config(out, config, steps)
     runs = [Run(t, m, s) for t in tasks for m in methods for s in seeds]
     threads = config.torch_threads
-    run_parallel(_pretrain_worker, [(t, out / t / "pretrain", config) for t in tasks], jobs, threads, "pretraining",
-                 progress)
+    run_parallel(_pretrain_worker, [(t, out / t / "pretrain", config, "fosp" in methods) for t in tasks], jobs,
+                 threads, "pretraining", progress)
     todo = [r for r in runs if not (r.directory(out) / "summary.json").exists()]
     run_parallel(_run_worker, [(r, out, steps, config) for r in todo], jobs, threads, "fine-tuning runs", progress)
     return [load_json(r.directory(out) / "summary.json") for r in runs]
@@ -76,6 +76,8 @@ def run_one(run: Run, out: Path, steps: int, config: FailureBenchConfig, progres
     after = evaluate(task, policy_controller(finetuner.policy), config.eval_episodes)
     reference = load_json(root / "reference.json")
     expert = reference["expert"]["return"]
+    if run.method == "fosp":  # FOSP starts from its own offline policy
+        reference = {**reference, **load_json(root / "fosp" / "reference.json")}
     summary = {
         "task": run.task, "method": run.method, "seed": run.seed, "steps": steps,
         "episodes": len(result.episodes), "failure_episodes": result.failure_episodes,
@@ -89,9 +91,9 @@ def run_one(run: Run, out: Path, steps: int, config: FailureBenchConfig, progres
     return summary
 
 
-def _pretrain_worker(threads: int, task: str, root: Path, config: FailureBenchConfig) -> None:
+def _pretrain_worker(threads: int, task: str, root: Path, config: FailureBenchConfig, fosp: bool) -> None:
     torch.set_num_threads(threads)
-    pretrain(task, root, config)
+    pretrain(task, root, config, fosp=fosp)
 
 
 def _run_worker(threads: int, run: Run, out: Path, steps: int, config: FailureBenchConfig) -> None:

@@ -7,6 +7,8 @@ Every method starts from the same pretrained task policy and offline V (the pape
   rec-rl   shield = Recovery-RL Q-risk critic (Eq. 15-16) + recovery policy (ablation, Table II)
   mppi     shield = world-model C_H + MPPI planning on the world model (ablation, Table II)
   ppo-lag  PPO-Lagrangian on the episode cost, no shield (Table I)
+  fosp     FOSP (Cao et al., ICLR 2025): its own offline policy, REF and critics from the same demos;
+           online, safe policy expansion between the frozen offline policy and a PPO-tuned copy
 
 Shielded methods use eps_safe from calibration.json: each critic's threshold for the same target
 failure recall on held-out failures.
@@ -22,6 +24,7 @@ import torch
 
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.pretrain import load_json
+from farl.fosp import FOSPModels, fosp_finetuner_parts
 from farl.online import OnlineFinetuner
 from farl.tasks import Task
 from farl_policy.critics import ValueCritics
@@ -33,16 +36,21 @@ from farl_safety.safety_critic import SafetyCritic
 from farl_safety.shield import RecoveryActor, RiskCritic, Shield, ShieldConfig
 from farl_safety.world_model import WorldModel
 
-METHODS = ("uni-o4", "farl", "rec-rl", "mppi", "ppo-lag")
+METHODS = ("uni-o4", "farl", "rec-rl", "mppi", "ppo-lag", "fosp")
 
 
 def build_finetuner(method: str, task: Task, root: Path, config: FailureBenchConfig, steps: int,
                     seed: int) -> OnlineFinetuner:
     """A fresh fine-tuner for `method` from the pretraining artefacts in `root`."""
     training = config.training
+    total_updates = max(1, steps // training.ppo.rollout_steps)
+    if method == "fosp":
+        torch.manual_seed(seed)
+        policy, value, expansion = fosp_finetuner_parts(FOSPModels.load(root / "fosp", spec=task.spec),
+                                                        training.fosp, seed)
+        return OnlineFinetuner(policy, value, training.ppo, total_updates, shield=expansion, seed=seed)
     policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=task.spec)
     value = copy.deepcopy(ValueCritics.load(root / "task_policy" / "critics", spec=task.spec).v)
-    total_updates = max(1, steps // training.ppo.rollout_steps)
     torch.manual_seed(seed)
     if method == "ppo-lag":
         algorithm = PPOLagrangian(policy, value, training.ppo, total_updates, config.ppo_lagrangian, seed=seed)

@@ -12,8 +12,12 @@ Stages, in order, each skipped when its output already exists (so an interrupted
   baselines                    the Rec-RL Q-risk critic, trained on the same data
   calibration.json             eps_safe of each critic for the target recall on held-out failures
   reference.json               expert return (normalised 100) and the pretrained policy's return
+  fosp                         only for the fosp method: FOSP's offline phase on task + recovery +
+                               the training share of the failure demos, its policy's own return
+                               in fosp/reference.json
 
-All methods of the grid fine-tune the same pretrained task policy, as in the paper.
+All methods of the grid but FOSP fine-tune the same pretrained task policy, as in the paper; FOSP
+trains its own offline policy from the same demonstrations (its offline phase is part of the method).
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import numpy as np
 import torch
 
 from farl.benchmark.config import FailureBenchConfig
+from farl.fosp import FOSPModels
 from farl.tasks import Task, get_task
 from farl.training import (
     policy_failure_demos,
     policy_recovery_demos,
     save_data,
+    train_fosp_job,
     train_policy,
     train_world_model_job,
     write_json,
@@ -41,7 +47,8 @@ from farl.training import (
 from farl_core.datasets import load_dataset
 from farl_core.transitions import Transitions
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.calibration import calibrate
+from farl_safety.calibration import CalibrationReport, calibrate
+from farl_safety.reachability import ReachabilityCritic
 from farl_safety.recovery_rl import QRiskCritic, train_q_risk
 from farl_safety.safety_critic import SafetyCritic
 from farl_safety.world_model import WorldModel
@@ -50,8 +57,10 @@ from farl_sim.recording import Controller, record_episodes
 EVAL_SEED = 10_000  # evaluation episodes use their own seeds, identical for every method and run
 
 
-def pretrain(task_name: str, root: Path, config: FailureBenchConfig, progress: bool = False) -> Path:
-    """Build (or finish building) the pretraining artefacts of one task under `root`; return `root`."""
+def pretrain(task_name: str, root: Path, config: FailureBenchConfig, progress: bool = False,
+             fosp: bool = False) -> Path:
+    """Build (or finish building) the pretraining artefacts of one task under `root` (with FOSP's
+    offline phase when `fosp`); return `root`."""
     task = get_task(task_name)
     demos, training = config.demos, config.training
     root.mkdir(parents=True, exist_ok=True)
@@ -77,6 +86,13 @@ def pretrain(task_name: str, root: Path, config: FailureBenchConfig, progress: b
         model_data, task.spec, policy, config.recovery_rl, seed=0, progress=progress).save(path))
     _stage(root / "calibration.json", lambda path: write_json(path, _calibrate(root, task, policy, heldout, config)))
     _stage(root / "reference.json", lambda path: write_json(path, _references(task, policy, config)))
+    if fosp:
+        recovery_data = load_dataset(root / "demos" / "recovery", task.spec)[0]
+        _stage(root / "fosp", lambda path: train_fosp_job(
+            Transitions.concat([task_data, recovery_data, fit]), task, training, path, seed=0, progress=progress,
+            feasible_for=lambda ref: _calibrate_reachability(ref, heldout, config).eps_safe))
+        _stage(root / "fosp" / "reference.json", lambda path: write_json(path, _fosp_references(
+            task, FOSPModels.load(root / "fosp", spec=task.spec), heldout, config)))
     return root
 
 
@@ -146,6 +162,22 @@ def _calibrate(root: Path, task: Task, policy: GaussianPolicy, heldout: Transiti
                            horizon=training.safety_critic.horizon, max_false_alarm=config.max_false_alarm)
     return {"target_recall": config.target_recall, "max_false_alarm": config.max_false_alarm,
             "world_model": asdict(world_model), "q_risk": asdict(q_risk)}
+
+
+def _calibrate_reachability(ref: ReachabilityCritic, heldout: Transitions,
+                            config: FailureBenchConfig) -> CalibrationReport:
+    """FOSP's feasibility threshold on Q_ref for the same target recall, window and false-alarm cap
+    as the other critics, so every shielded method is compared at one operating point."""
+    with torch.inference_mode():
+        return calibrate(ref, heldout, config.target_recall, horizon=config.training.safety_critic.horizon,
+                         max_false_alarm=config.max_false_alarm)
+
+
+def _fosp_references(task: Task, models: FOSPModels, heldout: Transitions,
+                     config: FailureBenchConfig) -> dict[str, Any]:
+    """FOSP's offline policy's own return (its fine-tuning starts there) and its REF's calibration."""
+    return {"pretrained": evaluate(task, policy_controller(models.policy), config.eval_episodes),
+            "calibration": asdict(_calibrate_reachability(models.reachability, heldout, config))}
 
 
 def _references(task: Task, policy: GaussianPolicy, config: FailureBenchConfig) -> dict[str, Any]:

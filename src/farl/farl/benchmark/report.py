@@ -104,8 +104,11 @@ def calibration_table(paths: dict[str, Path]) -> str:
         if not path.is_file():
             continue
         calibration = json.loads(path.read_text())
-        for critic in ("world_model", "q_risk"):
-            r = calibration[critic]
+        reports = {critic: calibration[critic] for critic in ("world_model", "q_risk")}
+        fosp = path.parent / "fosp" / "reference.json"  # FOSP's REF, when the grid ran fosp
+        if fosp.is_file():
+            reports["fosp_ref"] = json.loads(fosp.read_text())["calibration"]
+        for critic, r in reports.items():
             rows += (f"| {task} | {critic} | {r['auroc']:.2f} | {r['eps_safe']:.4g} | {r['recall']:.2f} | "
                      f"{r['false_alarm']:.2f} | {r['precision']:.2f} | {r['limited_by']} |\n")
     if not rows:

@@ -19,11 +19,12 @@ from tqdm import tqdm
 
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.methods import build_shield
+from farl.fosp import FOSPModels, fosp_finetuner_parts
 from farl.tasks import Task, get_task
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.shield import Shield
+from farl_safety.shield import ActionFilter
 
-SHIELDED = ("farl", "rec-rl", "mppi")
+SHIELDED = ("farl", "rec-rl", "mppi", "fosp")
 
 
 def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, methods: Sequence[str] = SHIELDED,
@@ -37,12 +38,19 @@ def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, me
     policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=task.spec)
     results = {"none": _rollouts(task, policy, None, episodes, seed, progress, f"{task_name} unshielded")}
     for method in methods:
+        if method == "fosp":  # FOSP's own offline policy, alone and inside its policy expansion
+            offline, _, expansion = fosp_finetuner_parts(FOSPModels.load(root / "fosp", spec=task.spec),
+                                                         config.training.fosp, seed)
+            results["fosp-unshielded"] = _rollouts(task, offline, None, episodes, seed, progress,
+                                                   f"{task_name} fosp policy alone")
+            results[method] = _rollouts(task, offline, expansion, episodes, seed, progress, f"{task_name} fosp")
+            continue
         shield = build_shield(method, task, root, config, policy, seed)
         results[method] = _rollouts(task, policy, shield, episodes, seed, progress, f"{task_name} {method}")
     return results
 
 
-def _rollouts(task: Task, policy: GaussianPolicy, shield: Shield | None, episodes: int, seed: int,
+def _rollouts(task: Task, policy: GaussianPolicy, shield: ActionFilter | None, episodes: int, seed: int,
               progress: bool, desc: str) -> dict[str, float]:
     env = task.make_env()
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
