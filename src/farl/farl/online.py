@@ -68,11 +68,16 @@ class OnlineFinetuner:
                executed: np.ndarray) -> None:
         """Keep (obs, action, log-prob, V(obs)) of this step until `observe` brings its outcome.
 
-        Which action is learned from follows the shield's `update_with` (shield.py): the executed
-        one with its log-probability under the task policy (FARL's action correction), or the
-        proposed one (Recovery-RL's relabelling).  Without a shield both are the same action.
+        Which action is learned from follows the filter's `update_with` (shield.py): the executed
+        one with its log-probability under the task policy (FARL's action correction), the
+        proposed one (Recovery-RL's relabelling), or "own": the proposed one only where it was
+        executed, the other steps training the value function alone (FOSP's policy expansion,
+        where most replaced steps are another policy's deterministic action).  Without a shield
+        all three are the same.
         """
-        stored, log_prob = proposed, proposed_log_prob
+        stored, log_prob, learn = proposed, proposed_log_prob, None
+        if self.shield is not None and self.shield.update_with == "own":
+            learn = np.all(np.asarray(executed) == np.asarray(proposed), axis=-1)
         if self.shield is not None and self.shield.update_with == "executed":
             stored = executed
             with torch.no_grad():
@@ -81,7 +86,7 @@ class OnlineFinetuner:
         with torch.no_grad():
             value = self.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
         self._pending = {"obs": np.asarray(obs, dtype=np.float32), "act": np.asarray(stored, dtype=np.float32),
-                         "log_prob": log_prob, "value": value}
+                         "log_prob": log_prob, "value": value, "learn": learn}
 
     def discard(self) -> None:
         """Forget the pending step (its outcome will never be known: the loop lost the next observation)

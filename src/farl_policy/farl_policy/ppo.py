@@ -9,6 +9,7 @@ as arrays over N parallel streams (N = 1 on hardware).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,9 @@ class PPOConfig:
 class RolloutBuffer:
     """On-policy transitions of N parallel streams, stored step by step."""
 
-    KEYS = ("obs", "act", "log_prob", "rew", "value", "next_value", "terminated", "done", "cost")
+    # learn: 1 where the policy gradient may use the step; 0 where another policy's action ran and the
+    # step only trains the value function (FOSP's policy expansion, `update_with: own`).
+    KEYS = ("obs", "act", "log_prob", "rew", "value", "next_value", "terminated", "done", "cost", "learn")
 
     def __init__(self) -> None:
         self.rows: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
@@ -67,14 +70,16 @@ class RolloutBuffer:
 
     def add(self, *, obs: np.ndarray, act: np.ndarray, log_prob: np.ndarray, rew: np.ndarray,
             value: np.ndarray, next_value: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-            cost: np.ndarray) -> None:
+            cost: np.ndarray, learn: np.ndarray | None = None) -> None:
         """One step of every stream. `next_value` is V(s') of the true next state (the final
-        observation on truncation), so time limits bootstrap and failures/successes do not."""
+        observation on truncation), so time limits bootstrap and failures/successes do not.
+        `learn` (default: every stream) marks the rows the policy gradient may use."""
         terminated = np.asarray(terminated, dtype=bool)
         done = terminated | np.asarray(truncated, dtype=bool)
+        learn = np.ones(terminated.shape, dtype=bool) if learn is None else np.asarray(learn, dtype=bool)
         for key, value_ in (("obs", obs), ("act", act), ("log_prob", log_prob), ("rew", rew),
                             ("value", value), ("next_value", next_value), ("terminated", terminated),
-                            ("done", done), ("cost", cost)):
+                            ("done", done), ("cost", cost), ("learn", learn)):
             self.rows[key].append(np.asarray(value_))
 
     def batch(self, gamma: float, lam: float) -> dict[str, torch.Tensor]:
@@ -83,7 +88,7 @@ class RolloutBuffer:
         adv, ret = gae(arrays["rew"], arrays["value"], arrays["next_value"], arrays["terminated"],
                        arrays["done"], gamma, lam)
         flat = {k: torch.as_tensor(v.reshape(-1, *v.shape[2:]), dtype=torch.float32)
-                for k, v in arrays.items() if k in ("obs", "act", "log_prob", "value")}
+                for k, v in arrays.items() if k in ("obs", "act", "log_prob", "value", "learn")}
         flat["advantage"] = torch.as_tensor(adv.reshape(-1), dtype=torch.float32)
         flat["return"] = torch.as_tensor(ret.reshape(-1), dtype=torch.float32)
         return flat
@@ -110,6 +115,8 @@ class RolloutBuffer:
         for key in self.KEYS:
             if f"buffer.{key}" in tensors:
                 self.rows[key] = list(tensors[f"buffer.{key}"].numpy())
+        if self.rows["rew"] and not self.rows["learn"]:  # a checkpoint from before the learn mask
+            self.rows["learn"] = [np.ones(r.shape, dtype=bool) for r in self.rows["rew"]]
 
 
 def gae(rew: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminated: np.ndarray,
@@ -163,7 +170,7 @@ class PPO:
         for scheduler in self.schedulers:
             scheduler.step()
         self.updates += 1
-        return {k: float(np.mean(v)) for k, v in stats.items()}
+        return {k: float(np.mean(v)) if v else math.nan for k, v in stats.items()}
 
     def state(self) -> tuple[Tensors, dict[str, Any]]:
         """Optimisers, schedules, minibatch generator and update count: what the next update depends on."""
@@ -186,17 +193,9 @@ class PPO:
 
     def _minibatch_step(self, mb: dict[str, torch.Tensor], stats: dict[str, list[float]]) -> None:
         cfg = self.config
-        adv = mb["advantage"]
-        if len(adv) > 1:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        dist = self.policy(mb["obs"])
-        log_prob = dist.log_prob(mb["act"]).sum(-1)
-        entropy = dist.entropy().sum(-1).mean()
-        policy_loss = -clipped_objective(log_prob, mb["log_prob"], adv, cfg.clip_eps) - cfg.entropy_coef * entropy
-        self.policy_optim.zero_grad()
-        policy_loss.backward()
-        nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-        self.policy_optim.step()
+        rows = _policy_rows(mb)
+        if rows is not None:
+            self._policy_step(rows, stats)
 
         value = self.value(mb["obs"])
         value_loss = (value - mb["return"]).pow(2)
@@ -209,10 +208,36 @@ class PPO:
         nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
         self.value_optim.step()
 
+        stats["value_loss"].append(float(value_loss.detach()))
+
+    def _policy_step(self, mb: dict[str, torch.Tensor], stats: dict[str, list[float]]) -> None:
+        """The clipped policy update on the rows the policy gradient may use."""
+        cfg = self.config
+        adv = mb["advantage"]
+        if len(adv) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        dist = self.policy(mb["obs"])
+        log_prob = dist.log_prob(mb["act"]).sum(-1)
+        entropy = dist.entropy().sum(-1).mean()
+        policy_loss = -clipped_objective(log_prob, mb["log_prob"], adv, cfg.clip_eps) - cfg.entropy_coef * entropy
+        self.policy_optim.zero_grad()
+        policy_loss.backward()
+        nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+        self.policy_optim.step()
         with torch.no_grad():
             log_ratio = log_prob - mb["log_prob"]
             stats["approx_kl"].append(float(((log_ratio.exp() - 1) - log_ratio).mean()))
             stats["clip_frac"].append(float(((log_ratio.exp() - 1).abs() > cfg.clip_eps).float().mean()))
         stats["policy_loss"].append(float(policy_loss.detach()))
-        stats["value_loss"].append(float(value_loss.detach()))
         stats["entropy"].append(float(entropy.detach()))
+
+
+def _policy_rows(mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """The minibatch rows marked `learn` (all of it when every row is; None when fewer than 2 are)."""
+    learn = mb.get("learn")
+    if learn is None or bool(learn.all()):
+        return mb
+    keep = learn > 0.5
+    if int(keep.sum()) < 2:
+        return None
+    return {key: mb[key][keep] for key in ("obs", "act", "log_prob", "advantage")}

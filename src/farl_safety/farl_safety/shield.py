@@ -75,7 +75,8 @@ class ActionFilter(Protocol):
 
     @property
     def update_with(self) -> str:
-        """Which action PPO learns from on a replaced step: "executed" or "proposed"."""
+        """Which action PPO learns from on a replaced step: "executed", "proposed" or "own"
+        (online.py, `OnlineFinetuner.record`)."""
         ...
 
     def filter(self, obs: np.ndarray, proposed: np.ndarray) -> tuple[np.ndarray, list[Verdict]]:

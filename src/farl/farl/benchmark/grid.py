@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.methods import METHODS, build_finetuner
-from farl.benchmark.pretrain import evaluate, load_json, policy_controller, pretrain
+from farl.benchmark.pretrain import evaluate, expanded_controller, load_json, policy_controller, pretrain
 from farl.online import run_online
 from farl.tasks import get_task
 from farl.training import write_json
@@ -87,6 +87,9 @@ def run_one(run: Run, out: Path, steps: int, config: FailureBenchConfig, progres
         "normalised_after": 100.0 * after["return"] / expert,
         "eval_failure_rate_after": after["failure_rate"], "expert_return": expert,
     }
+    if run.method == "fosp":  # also what FOSP deploys: the online policy inside its policy expansion
+        summary["normalised_after_with_expansion"] = 100.0 * evaluate(
+            task, expanded_controller(finetuner), config.eval_episodes)["return"] / expert
     write_json(directory / "summary.json", summary)
     return summary
 

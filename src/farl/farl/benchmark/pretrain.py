@@ -34,6 +34,7 @@ import torch
 
 from farl.benchmark.config import FailureBenchConfig
 from farl.fosp import FOSPModels
+from farl.online import OnlineFinetuner
 from farl.tasks import Task, get_task
 from farl.training import (
     policy_failure_demos,
@@ -137,6 +138,14 @@ def evaluate(task: Task, controller_for: Callable[[gym.Env], Controller], episod
 def policy_controller(policy: GaussianPolicy) -> Callable[[gym.Env], Controller]:
     """The policy's deterministic (mean) action, as a controller for any env instance."""
     return lambda env: lambda obs: policy.act(obs, deterministic=True)[0]
+
+
+def expanded_controller(finetuner: OnlineFinetuner) -> Callable[[gym.Env], Controller]:
+    """The online policy's mean action passed through the fine-tuner's filter (FOSP's policy expansion)."""
+    def control(obs: np.ndarray) -> np.ndarray:
+        proposed = finetuner.policy.act(obs, deterministic=True)[0]
+        return finetuner.shield.filter(obs[None], proposed[None])[0][0]
+    return lambda env: control
 
 
 def load_json(path: Path) -> dict[str, Any]:
