@@ -3,8 +3,8 @@
 
 The claim under test is FOSP's: policy expansion under the REF keeps online fine-tuning from the
 failures that unshielded exploration from the same start runs into, without ending at a lower
-return.  Measured at these budgets (seed 0): 1 vs 9 failure episodes; the offline policy's action ran on
-about 60% of the steps.
+return.  Measured at these budgets (seed 0): 0-1 vs 9-10 failure episodes over the code's
+changes; the offline policy's action ran on about 60% of the steps.
 """
 
 from __future__ import annotations
