@@ -95,7 +95,7 @@ def test_when_neither_is_feasible_the_less_reaching_one_runs() -> None:
 def test_the_offline_policy_stays_frozen_and_inputs_are_checked() -> None:
     chooser = expansion(slope=1.0, unsafe_above=2.0)
     assert not any(p.requires_grad for p in chooser.offline.parameters())
-    assert chooser.update_with == "executed"
+    assert chooser.update_with == "own"  # the online policy learns from its own executed steps only
     with pytest.raises(SpecError):
         chooser.filter(np.array([[np.nan]], dtype=np.float32), np.zeros((1, 1), np.float32))
     other = TaskSpec(name="Other", observation_names=("x",), action_names=("a",), action_low=(-1.0,),
