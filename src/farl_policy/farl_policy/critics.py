@@ -23,7 +23,7 @@ from farl_core.config import param
 from farl_core.metrics import MetricLog
 from farl_core.spec import TaskSpec
 from farl_core.transitions import Transitions
-from farl_policy.layers import Normalizer, mlp
+from farl_policy.layers import Normalizer, mlp, polyak_update
 from farl_policy.offline_data import OfflineTensors, unit_action
 
 CHECKPOINT_KIND = "iql_critics"
@@ -133,11 +133,9 @@ class ValueCritics(nn.Module):
         first, second = self.q.both(obs, act)
         return (first - target).square().mean() + (second - target).square().mean()
 
-    @torch.no_grad()
     def update_target(self) -> None:
         """Polyak-average the online Q into the target Q at rate tau."""
-        for target, online in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
-            target.lerp_(online, self.config.target_tau)
+        polyak_update(self.q_target, self.q, self.config.target_tau)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write all critic tensors and the config as a FARL checkpoint."""

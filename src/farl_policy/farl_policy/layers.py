@@ -70,3 +70,10 @@ class Normalizer(nn.Module):
 
     def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.std + self.mean
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, rate: float) -> None:
+    """Move every parameter of `target` a fraction `rate` towards `online`'s (a slowly tracking copy)."""
+    for slow, fast in zip(target.parameters(), online.parameters(), strict=True):
+        slow.lerp_(fast, rate)

@@ -57,6 +57,16 @@ class OfflineTensors:
                 "next_obs": self.next_obs[index], "terminated": self.terminated[index]}
 
 
+def failure_costs(data: Transitions, source: str) -> torch.Tensor:
+    """The per-step costs of `data` as float32 [N]; a DataError when none is a failure (cost 1), since a
+    critic of failure risk cannot learn what a failure is from such data."""
+    cost = torch.as_tensor(data.cost, dtype=torch.float32)
+    if not bool((cost > 0.5).any()):
+        raise DataError(f"{source} holds no failure (cost = 1) step, so the critic cannot learn what a failure is "
+                        "(add failure demonstrations)")
+    return cost
+
+
 def unit_action(spec: TaskSpec, act: torch.Tensor) -> torch.Tensor:
     """Action mapped from the spec's box to [-1, 1], so a model's inputs have unit scale whatever the units."""
     low = torch.tensor(spec.action_low, dtype=torch.float32)

@@ -39,9 +39,10 @@ from farl_core.checkpoint import load_checkpoint, save_checkpoint
 from farl_core.config import from_mapping, param, to_mapping
 from farl_core.metrics import MetricLog
 from farl_core.spec import TaskSpec
-from farl_core.transitions import DataError, Transitions
+from farl_core.transitions import Transitions
 from farl_policy.critics import TwinQ, ValueFunction, expectile_loss
-from farl_policy.offline_data import OfflineTensors, clip_action
+from farl_policy.layers import polyak_update
+from farl_policy.offline_data import OfflineTensors, clip_action, failure_costs
 
 KIND = "reachability"
 
@@ -110,10 +111,8 @@ class ReachabilityCritic(nn.Module):
         q_loss = F.mse_loss(torch.sigmoid(first), target) + F.mse_loss(torch.sigmoid(second), target)
         return value_loss, q_loss
 
-    @torch.no_grad()
     def update_target(self) -> None:
-        for target, online in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
-            target.lerp_(online, self.config.target_tau)
+        polyak_update(self.q_target, self.q, self.config.target_tau)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write Q_ref, its target, V_ref (normalisers included), config and task spec."""
@@ -137,10 +136,7 @@ def train_reachability(data: Transitions, spec: TaskSpec, config: ReachabilityCo
     Seeding is local (the global torch RNG is left as it was).  Returns the critic in eval mode.
     """
     tensors = OfflineTensors.from_transitions(data, spec, "REF training data")
-    cost = torch.as_tensor(data.cost, dtype=torch.float32)
-    if not bool((cost > 0.5).any()):
-        raise DataError("REF training data holds no failure (cost = 1) step, so it cannot learn what a failure is "
-                        "(add failure demonstrations)")
+    cost = failure_costs(data, "REF training data")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         critic = ReachabilityCritic(spec, config)

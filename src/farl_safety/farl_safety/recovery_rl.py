@@ -46,9 +46,10 @@ from farl_core.checkpoint import load_checkpoint, save_checkpoint
 from farl_core.config import from_mapping, param, to_mapping
 from farl_core.metrics import MetricLog
 from farl_core.spec import TaskSpec
-from farl_core.transitions import DataError, Transitions
+from farl_core.transitions import Transitions
 from farl_policy.critics import TwinQ
-from farl_policy.offline_data import OfflineTensors, clip_action
+from farl_policy.layers import polyak_update
+from farl_policy.offline_data import OfflineTensors, clip_action, failure_costs
 
 KIND = "recovery_rl_critic"
 
@@ -113,11 +114,9 @@ class QRiskCritic(nn.Module):
         first, second = self._value(self.q, obs, act)
         return F.mse_loss(first, target) + F.mse_loss(second, target)
 
-    @torch.no_grad()
     def update_target(self) -> None:
         """Polyak-average the online twin into the target twin at rate target_tau."""
-        for target, online in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
-            target.lerp_(online, self.config.target_tau)
+        polyak_update(self.q_target, self.q, self.config.target_tau)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write both twins (normalisers included), config and task spec as a "recovery_rl_critic"."""
@@ -144,10 +143,7 @@ def train_q_risk(data: Transitions, spec: TaskSpec, policy: SamplingPolicy, conf
     """
     tensors = OfflineTensors.from_transitions(data, spec, "Q-risk training data")
     spec.require_same(policy.spec, "the task policy given to the Q-risk critic")
-    cost = torch.as_tensor(data.cost)
-    if not bool((cost > 0.5).any()):
-        raise DataError("Q-risk training data holds no failure (cost = 1) step, so the critic cannot learn what "
-                        "a failure is (add failure demonstrations)")
+    cost = failure_costs(data, "Q-risk training data")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         critic = QRiskCritic(spec, config)
