@@ -10,7 +10,9 @@ one exists (feasible: Q_ref at most the REF's threshold, `ReachabilityConfig.fea
 neither is feasible the one less likely to reach a failure is executed.
 
 Scores are the reward critic's pessimistic Q_r(s, a) (IQL twin minimum) times the inverse
-temperature; FOSP's code samples with inverse temperature 5 (PEX's own default is 10).  The
+temperature; FOSP's code samples with inverse temperature 5 (PEX's own default is 10).  FOSP's code
+scores Q_r - 0.1 Q_c with its cost critic instead of gating; with FailureBench's terminal failures the
+REF is that cost value, and the gate states the hard constraint the paper describes.  The
 offline candidate is the offline policy's mean action, as in PEX's code.
 
 `PolicyExpansion.filter` has the shield's signature (obs, proposed) -> (executed, verdicts), so the
