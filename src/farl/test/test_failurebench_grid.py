@@ -10,14 +10,18 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from farl import cli
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid
 from farl.benchmark.methods import METHODS
+from farl.benchmark.shielded import ScriptedRecovery
 from farl_core.config import load_section
 from farl_core.datasets import load_dataset
+from farl_sim import point_mass
 from farl_sim.point_mass import SPEC as POINT_MASS
 
 CONFIG = Path(__file__).with_name("tiny_failurebench.yaml")
@@ -97,14 +101,15 @@ def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.C
     earlier = {"bounded-push": {"none": {"failure_rate": 0.5, "override_share": 0.0, "episodes": 100}}}
     (grid / "shielded.json").write_text(json.dumps(earlier))
     assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--methods", "uni-o4", "farl", "mppi", "fosp",
-                     "--episodes", "4", "--out", str(grid)]) == 0
+                     "farl-scripted", "--episodes", "4", "--out", str(grid)]) == 0
     measured = json.loads((grid / "shielded.json").read_text())
     assert measured["bounded-push"] == earlier["bounded-push"]  # another task's measurement is kept
     results = measured["point-mass"]
     # uni-o4 is the unshielded row; FOSP's own offline policy is measured alone and inside its expansion
-    assert set(results) == {"none", "farl", "mppi", "fosp-unshielded", "fosp"}
+    assert set(results) == {"none", "farl", "mppi", "fosp-unshielded", "fosp", "farl-scripted"}
     assert results["none"]["override_share"] == 0.0 and results["fosp-unshielded"]["override_share"] == 0.0
     assert 0.0 < results["farl"]["override_share"] <= 1.0  # eps_safe is calibrated to flag some steps
+    assert 0.0 < results["farl-scripted"]["override_share"] <= 1.0  # the same critic, the script behind it
     assert 0.0 < results["fosp"]["override_share"] < 1.0  # the expansion picks each policy some of the time
     assert all(0.0 <= r["failure_rate"] <= 1.0 and r["episodes"] == 4 for r in results.values())
     assert "| point-mass |" in capsys.readouterr().out
@@ -112,6 +117,16 @@ def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.C
     assert "holds no finished pretraining" in capsys.readouterr().err
     assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--out", str(grid / "point-mass")]) == 2
     assert "pass that directory as --out" in capsys.readouterr().err
+
+
+def test_the_scripted_recovery_answers_the_shield_row_by_row() -> None:
+    recovery = ScriptedRecovery(POINT_MASS, point_mass.recovery_action)
+    obs = np.array([[0.9, 0.0, 0.2, 0.0], [-0.5, 0.5, 0.0, -0.3]], dtype=np.float32)
+    actions = recovery.mean(torch.from_numpy(obs))
+    assert actions.dtype == torch.float32 and actions.shape == (2, POINT_MASS.act_dim)
+    for row, action in zip(obs, actions.numpy(), strict=True):
+        np.testing.assert_allclose(action, point_mass.recovery_action(row), rtol=1e-6)
+    assert not np.allclose(actions[0], actions[1])  # each row gets its own action
 
 
 def outputs(root: Path) -> dict[str, bytes]:

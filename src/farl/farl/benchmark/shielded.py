@@ -6,6 +6,12 @@ measure the first alone: the pretrained policy samples its actions (its own expl
 what the shield meets at the start of fine-tuning) unshielded and under each shielded method's
 shield, on the same episode seeds.  It reads one task's pretraining artefacts, so a recovery
 policy or a critic is compared in minutes instead of a 50k-step grid.
+
+"farl-scripted" is FARL's shield with the scripted recovery controller that wrote the recovery demos
+in place of the recovery policy learned from them.  It tells the two ways a shielded failure happens
+apart: if the script fails as often as the learned policy, the critic fires too late or the recovery
+strategy cannot work from where it fires (more demos will not help); if the script fails less, the
+recovery policy has not learned its demos.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -20,11 +27,13 @@ from tqdm import tqdm
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.methods import build_shield
 from farl.fosp import FOSPModels, fosp_finetuner_parts
-from farl.tasks import Task, get_task
+from farl.tasks import get_task
+from farl_core.spec import TaskSpec
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.shield import ActionFilter
+from farl_safety.shield import ActionFilter, Shield
+from farl_sim.recording import Controller
 
-SHIELDED = ("farl", "rec-rl", "mppi", "fosp")
+SHIELDED = ("farl", "rec-rl", "mppi", "fosp", "farl-scripted")
 
 
 def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, methods: Sequence[str] = SHIELDED,
@@ -36,23 +45,35 @@ def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, me
     torch.set_num_threads(1)  # batch-1 inference: extra threads only spin against other work on the cores
     task = get_task(task_name)
     policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=task.spec)
-    results = {"none": _rollouts(task, policy, None, episodes, seed, progress, f"{task_name} unshielded")}
+    results = {"none": _rollouts(task.make_env(), policy, None, episodes, seed, progress, f"{task_name} unshielded")}
     for method in methods:
+        env = task.make_env()
         if method == "fosp":  # FOSP's own offline policy, alone and inside its policy expansion
             offline, _, expansion = fosp_finetuner_parts(FOSPModels.load(root / "fosp", spec=task.spec),
                                                          config.training.fosp, seed)
-            results["fosp-unshielded"] = _rollouts(task, offline, None, episodes, seed, progress,
+            results["fosp-unshielded"] = _rollouts(task.make_env(), offline, None, episodes, seed, progress,
                                                    f"{task_name} fosp policy alone")
-            results[method] = _rollouts(task, offline, expansion, episodes, seed, progress, f"{task_name} fosp")
+            results[method] = _rollouts(env, offline, expansion, episodes, seed, progress, f"{task_name} fosp")
             continue
-        shield = build_shield(method, task, root, config, policy, seed)
-        results[method] = _rollouts(task, policy, shield, episodes, seed, progress, f"{task_name} {method}")
+        shield = build_shield(method.removesuffix("-scripted"), task, root, config, policy, seed)
+        if method == "farl-scripted":
+            shield = Shield(shield.critic, ScriptedRecovery(task.spec, task.recovery(env)), shield.config)
+        results[method] = _rollouts(env, policy, shield, episodes, seed, progress, f"{task_name} {method}")
     return results
 
 
-def _rollouts(task: Task, policy: GaussianPolicy, shield: ActionFilter | None, episodes: int, seed: int,
+class ScriptedRecovery:
+    """A scripted recovery controller (one observation at a time) as the shield's batched recovery actor."""
+
+    def __init__(self, spec: TaskSpec, controller: Controller) -> None:
+        self.spec, self.controller = spec, controller
+
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(np.stack([self.controller(row) for row in obs.numpy()]), dtype=torch.float32)
+
+
+def _rollouts(env: gym.Env, policy: GaussianPolicy, shield: ActionFilter | None, episodes: int, seed: int,
               progress: bool, desc: str) -> dict[str, float]:
-    env = task.make_env()
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     failures = overrides = steps = 0
     for _ in tqdm(range(episodes), desc=desc, disable=not progress):
