@@ -18,9 +18,12 @@ from farl import cli
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid
 from farl.benchmark.methods import METHODS
+from farl.benchmark.pretrain import evaluate, policy_controller
 from farl.benchmark.shielded import ScriptedRecovery
+from farl.tasks import get_task
 from farl_core.config import load_section
 from farl_core.datasets import load_dataset
+from farl_policy.gaussian import GaussianPolicy
 from farl_sim import point_mass
 from farl_sim.point_mass import SPEC as POINT_MASS
 
@@ -62,6 +65,20 @@ def test_every_method_runs_and_the_report_is_written(grid: Path) -> None:
         assert (pretrain / "demos" / dataset / "data" / "metadata.json").is_file()
     shielded = {r["method"]: int(r["overrides"]) for r in rows}
     assert shielded["uni-o4"] == 0 and shielded["ppo-lag"] == 0
+
+
+def test_each_run_keeps_its_fine_tuned_policy_and_it_is_the_one_evaluated(grid: Path) -> None:
+    config = load_section(CONFIG, "farl_failurebench", FailureBenchConfig)
+    task = get_task("point-mass")
+    offline = GaussianPolicy.load(grid / "point-mass" / "pretrain" / "task_policy" / "policy", kind="task_policy")
+    for method in ("uni-o4", "farl"):
+        run = grid / "point-mass" / method / "seed0"
+        policy = GaussianPolicy.load(run / "policy", kind="task_policy", spec=POINT_MASS)
+        summary = json.loads((run / "summary.json").read_text())
+        again = evaluate(task, policy_controller(policy), config.eval_episodes)["return"]
+        assert again == pytest.approx(summary["return_after"], rel=1e-6)
+        assert any(not torch.equal(a, b) for a, b in zip(policy.state_dict().values(),
+                                                         offline.state_dict().values(), strict=True))
 
 
 def test_finished_runs_are_not_redone_and_settings_are_pinned(grid: Path) -> None:

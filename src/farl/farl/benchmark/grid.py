@@ -4,7 +4,8 @@ Layout under the output directory:
 
   config.json                         the exact FailureBenchConfig and grid of this benchmark
   <task>/pretrain/...                 see pretrain.py
-  <task>/<method>/seed<k>/            episodes.csv, TensorBoard, summary.json (written last)
+  <task>/<method>/seed<k>/            episodes.csv, TensorBoard, the fine-tuned policy/ (as `farl finetune`
+                                      writes it: evaluate or deploy it later), summary.json (written last)
 
 A run counts as done when its summary.json exists; anything else in its folder is a leftover of an
 interrupted run and is redone.  Work goes to `jobs` worker processes with `config.torch_threads`
@@ -73,6 +74,8 @@ def run_one(run: Run, out: Path, steps: int, config: FailureBenchConfig, progres
     finetuner = build_finetuner(run.method, task, root, config, steps, run.seed)
     result = run_online(task.make_env, finetuner, steps, num_envs=config.num_envs, seed=run.seed,
                         log_dir=directory, progress=progress)
+    finetuner.policy.save(directory / "policy", kind="task_policy", extra={"seed": run.seed, "online_steps": steps,
+                                                                          "method": run.method})
     after = evaluate(task, policy_controller(finetuner.policy), config.eval_episodes)
     reference = load_json(root / "reference.json")
     expert = reference["expert"]["return"]
