@@ -17,13 +17,14 @@ import torch
 from farl import cli
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid
-from farl.benchmark.methods import METHODS
-from farl.benchmark.pretrain import evaluate, policy_controller
+from farl.benchmark.methods import METHODS, build_shield
+from farl.benchmark.pretrain import evaluate, filtered_controller, policy_controller
 from farl.benchmark.shielded import ScriptedRecovery
 from farl.tasks import get_task
 from farl_core.config import load_section
 from farl_core.datasets import load_dataset
 from farl_policy.gaussian import GaussianPolicy
+from farl_safety.shield import Shield, ShieldConfig
 from farl_sim import point_mass
 from farl_sim.point_mass import SPEC as POINT_MASS
 
@@ -79,6 +80,40 @@ def test_each_run_keeps_its_fine_tuned_policy_and_it_is_the_one_evaluated(grid: 
         assert again == pytest.approx(summary["return_after"], rel=1e-6)
         assert any(not torch.equal(a, b) for a, b in zip(policy.state_dict().values(),
                                                          offline.state_dict().values(), strict=True))
+
+
+def test_each_run_is_also_scored_as_deployed_behind_its_shield(grid: Path) -> None:
+    config = load_section(CONFIG, "farl_failurebench", FailureBenchConfig)
+    task = get_task("point-mass")
+    root = grid / "point-mass" / "pretrain"
+    expert = json.loads((root / "reference.json").read_text())["expert"]["return"]
+    for method in ("farl", "mppi"):
+        run = grid / "point-mass" / method / "seed0"
+        summary = json.loads((run / "summary.json").read_text())
+        policy = GaussianPolicy.load(run / "policy", kind="task_policy", spec=POINT_MASS)
+        shield = build_shield(method, task, root, config, policy, seed=0)
+        again = evaluate(task, filtered_controller(policy, shield), config.eval_episodes)
+        assert 100.0 * again["return"] / expert == pytest.approx(summary["normalised_after_deployed"], rel=1e-6)
+        assert again["failure_rate"] == summary["eval_failure_rate_deployed"]
+    for method in ("uni-o4", "ppo-lag"):  # no filter: deployed is the policy alone
+        summary = json.loads((grid / "point-mass" / method / "seed0" / "summary.json").read_text())
+        assert summary["normalised_after_deployed"] == summary["normalised_after"]
+    tables = (grid / "tables.md").read_text()
+    assert "as deployed" in tables
+    # The point mass's fine-tuned policies never come near a wall in evaluation, so the shield stays
+    # silent there; that the deployed controller executes the shield's choice is checked directly:
+    policy = GaussianPolicy.load(grid / "point-mass" / "farl" / "seed0" / "policy", kind="task_policy", spec=POINT_MASS)
+    shield = build_shield("farl", task, root, config, policy, seed=0)
+    obs = task.make_env().reset(seed=0)[0]
+    chosen = {}
+    for name, eps_safe in (("always", 1e-12), ("never", 1e9)):
+        strictness = Shield(shield.critic, shield.recovery, ShieldConfig(eps_safe=eps_safe))
+        chosen[name] = filtered_controller(policy, strictness)(task.make_env())(obs)
+    recovery = shield.recovery.mean(torch.as_tensor(obs[None], dtype=torch.float32))[0].numpy()
+    np.testing.assert_allclose(chosen["always"], recovery, rtol=1e-6)
+    np.testing.assert_allclose(chosen["never"], policy.act(obs, deterministic=True)[0], rtol=1e-6)
+    assert not np.allclose(chosen["always"], chosen["never"])
+    assert json.loads((grid / "summary.json").read_text())["point-mass"]["farl"]["normalised_after_deployed"]["n"] == 1
 
 
 def test_finished_runs_are_not_redone_and_settings_are_pinned(grid: Path) -> None:

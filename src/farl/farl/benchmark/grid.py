@@ -28,8 +28,8 @@ import torch
 from tqdm import tqdm
 
 from farl.benchmark.config import FailureBenchConfig
-from farl.benchmark.methods import METHODS, build_finetuner
-from farl.benchmark.pretrain import evaluate, expanded_controller, load_json, policy_controller, pretrain
+from farl.benchmark.methods import METHODS, build_finetuner, deployed_filter
+from farl.benchmark.pretrain import evaluate, filtered_controller, load_json, policy_controller, pretrain
 from farl.online import run_online
 from farl.tasks import get_task
 from farl.training import write_json
@@ -77,6 +77,9 @@ def run_one(run: Run, out: Path, steps: int, config: FailureBenchConfig, progres
     finetuner.policy.save(directory / "policy", kind="task_policy", extra={"seed": run.seed, "online_steps": steps,
                                                                           "method": run.method})
     after = evaluate(task, policy_controller(finetuner.policy), config.eval_episodes)
+    action_filter = deployed_filter(run.method, task, root, config, finetuner, run.seed)
+    deployed = after if action_filter is None else evaluate(
+        task, filtered_controller(finetuner.policy, action_filter), config.eval_episodes)
     reference = load_json(root / "reference.json")
     expert = reference["expert"]["return"]
     if run.method == "fosp":  # FOSP starts from its own offline policy
@@ -89,10 +92,10 @@ def run_one(run: Run, out: Path, steps: int, config: FailureBenchConfig, progres
         "normalised_before": 100.0 * reference["pretrained"]["return"] / expert,
         "normalised_after": 100.0 * after["return"] / expert,
         "eval_failure_rate_after": after["failure_rate"], "expert_return": expert,
+        # as the method deploys it: behind its shield or policy expansion (the policy alone without one)
+        "normalised_after_deployed": 100.0 * deployed["return"] / expert,
+        "eval_failure_rate_deployed": deployed["failure_rate"],
     }
-    if run.method == "fosp":  # also what FOSP deploys: the online policy inside its policy expansion
-        summary["normalised_after_with_expansion"] = 100.0 * evaluate(
-            task, expanded_controller(finetuner), config.eval_episodes)["return"] / expert
     write_json(directory / "summary.json", summary)
     return summary
 

@@ -11,7 +11,8 @@ Every method starts from the same pretrained task policy and offline V (the pape
            online, safe policy expansion between the frozen offline policy and a PPO-tuned copy
 
 Shielded methods use eps_safe from calibration.json: each critic's threshold for the same target
-failure recall on held-out failures.
+failure recall on held-out failures.  After fine-tuning, a method is scored twice: its policy alone
+(what the paper's return compares) and as deployed, behind its action filter (`deployed_filter`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from farl_policy.ppo_lagrangian import PPOLagrangian
 from farl_safety.mppi import MPPIPlanner
 from farl_safety.recovery_rl import QRiskCritic
 from farl_safety.safety_critic import SafetyCritic
-from farl_safety.shield import RecoveryActor, RiskCritic, Shield, ShieldConfig
+from farl_safety.shield import ActionFilter, RecoveryActor, RiskCritic, Shield, ShieldConfig
 from farl_safety.world_model import WorldModel
 
 METHODS = ("uni-o4", "farl", "rec-rl", "mppi", "ppo-lag", "fosp")
@@ -74,3 +75,18 @@ def build_shield(method: str, task: Task, root: Path, config: FailureBenchConfig
     if method == "mppi":
         recovery = MPPIPlanner(model, replace(config.mppi, eps_safe=threshold), seed=seed)
     return Shield(critic, recovery, ShieldConfig(eps_safe=threshold, update_with=config.training.shield.update_with))
+
+
+def deployed_filter(method: str, task: Task, root: Path, config: FailureBenchConfig,
+                    finetuner: OnlineFinetuner, seed: int) -> ActionFilter | None:
+    """What stands between `method`'s fine-tuned policy and the robot when it is deployed: a fresh
+    shield around it (farl, rec-rl, mppi), FOSP's policy expansion, or nothing (uni-o4, ppo-lag).
+
+    The shield is rebuilt, not taken from the fine-tuner, so that the score does not depend on the
+    state the run left it in (MPPI's sampler); FARL's critic then imagines the fine-tuned policy.
+    """
+    if method == "fosp":
+        return finetuner.shield
+    if method in ("uni-o4", "ppo-lag"):
+        return None
+    return build_shield(method, task, root, config, finetuner.policy, seed)

@@ -34,7 +34,6 @@ import torch
 
 from farl.benchmark.config import FailureBenchConfig
 from farl.fosp import FOSPModels
-from farl.online import OnlineFinetuner
 from farl.tasks import Task, get_task
 from farl.training import (
     policy_failure_demos,
@@ -52,6 +51,7 @@ from farl_safety.calibration import CalibrationReport, calibrate
 from farl_safety.reachability import ReachabilityCritic
 from farl_safety.recovery_rl import QRiskCritic, train_q_risk
 from farl_safety.safety_critic import SafetyCritic
+from farl_safety.shield import ActionFilter
 from farl_safety.world_model import WorldModel
 from farl_sim.recording import Controller, record_episodes
 
@@ -140,11 +140,12 @@ def policy_controller(policy: GaussianPolicy) -> Callable[[gym.Env], Controller]
     return lambda env: lambda obs: policy.act(obs, deterministic=True)[0]
 
 
-def expanded_controller(finetuner: OnlineFinetuner) -> Callable[[gym.Env], Controller]:
-    """The online policy's mean action passed through the fine-tuner's filter (FOSP's policy expansion)."""
+def filtered_controller(policy: GaussianPolicy, action_filter: ActionFilter) -> Callable[[gym.Env], Controller]:
+    """The policy's mean action passed through an action filter (a shield, FOSP's policy expansion):
+    the fine-tuned policy as its method deploys it."""
     def control(obs: np.ndarray) -> np.ndarray:
-        proposed = finetuner.policy.act(obs, deterministic=True)[0]
-        return finetuner.shield.filter(obs[None], proposed[None])[0][0]
+        proposed = policy.act(obs, deterministic=True)[0]
+        return action_filter.filter(obs[None], proposed[None])[0][0]
     return lambda env: control
 
 

@@ -20,7 +20,7 @@ from farl_core.atomic_files import write_atomic
 
 SUMMARY_FIELDS = ("task", "method", "seed", "steps", "episodes", "failure_episodes", "overrides", "return_before",
                   "return_after", "normalised_before", "normalised_after", "eval_failure_rate_after",
-                  "expert_return")
+                  "expert_return", "normalised_after_deployed", "eval_failure_rate_deployed")
 
 
 def write_report(runs: list[dict[str, Any]], out: Path) -> dict[str, Path]:
@@ -52,6 +52,9 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                    for metric in ("failure_episodes", "episodes", "normalised_before",
                                                   "normalised_after", "return_after", "overrides")}
             stats[task][method]["override_share"] = _mean_std([r["overrides"] / r["steps"] for r in group])
+            if all("normalised_after_deployed" in r for r in group):  # grids from before 2026-12-06 lack it
+                stats[task][method]["normalised_after_deployed"] = _mean_std(
+                    [r["normalised_after_deployed"] for r in group])
         baseline = stats[task].get("uni-o4")
         for entry in stats[task].values():
             if baseline and baseline["failure_episodes"]["mean"] > 0:
@@ -88,6 +91,9 @@ def tables(stats: dict[str, Any]) -> str:
     return (section(f"Failure episodes during fine-tuning (mean ± std over {n} seeds; change vs Uni-O4)",
                     failures)
             + section("Normalised return before → after fine-tuning (expert = 100; mean ± std)", returns)
+            + section("Normalised return after fine-tuning as deployed: behind the method's shield or policy "
+                      "expansion (the policy alone where a method has none; mean ± std)",
+                      lambda e: pm(e["normalised_after_deployed"]) if "normalised_after_deployed" in e else "-")
             + section("Episodes during fine-tuning", lambda e: pm(e["episodes"]))
             + section("Share of online steps the shield overrode (mean ± std)",
                       lambda e: f"{e['override_share']['mean']:.2f} ± {e['override_share']['std']:.2f}"))
@@ -125,7 +131,7 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 def _csv_text(runs: list[dict[str, Any]]) -> str:
     lines = [",".join(SUMMARY_FIELDS)]
-    lines += [",".join(str(run[f]) for f in SUMMARY_FIELDS) for run in runs]
+    lines += [",".join(str(run.get(f, "")) for f in SUMMARY_FIELDS) for run in runs]
     return "\n".join(lines) + "\n"
 
 
