@@ -136,8 +136,15 @@ def test_kill_9_mid_episode_loses_only_that_episode_and_the_rerun_resumes(checkp
     session = load_checkpoint(out / "session", kind="run_session")
     assert len(session.meta["records"]) == len(before) >= 2
     assert "buffer.obs" in session.tensors or session.meta["agent"]["ppo"]["updates"] == 1
-    rerun = _farl_run(checkpoints, out, episodes=3)
-    output = rerun.communicate(timeout=300)[0]
+    # On an overloaded machine franky-sim can miss its 1 kHz loop and the rerun then stops with "lost the
+    # connection to the robot ... rerun to resume" (exit 2): that is the documented recovery, so the test
+    # follows it, at most twice, and every rerun must keep what was finished.
+    for _ in range(3):
+        rerun = _farl_run(checkpoints, out, episodes=3)
+        output = rerun.communicate(timeout=300)[0]
+        if rerun.returncode != 2 or "lost the connection to the robot" not in output:
+            break
+        assert _rows(out)[:len(before)] == before, output
     assert rerun.returncode == 0, output
     after = _rows(out)
     assert len(after) == 3 and after[:len(before)] == before  # finished episodes kept as they were
