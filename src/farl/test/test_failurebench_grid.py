@@ -62,6 +62,8 @@ def test_every_method_runs_and_the_report_is_written(grid: Path) -> None:
         report = calibration[critic]
         assert report["false_alarm"] <= calibration["max_false_alarm"]
         assert report["recall"] >= 0.9 or report["limited_by"] == "false_alarm"
+        assert report["median_lead"] >= 0 and 0.0 <= report["early_alarm_share"] <= 1.0
+    assert "median lead (steps)" in tables
     for dataset in ("task", "recovery", "failure"):
         assert (pretrain / "demos" / dataset / "data" / "metadata.json").is_file()
     shielded = {r["method"]: int(r["overrides"]) for r in rows}

@@ -32,6 +32,14 @@ class CalibrationReport:
     n_neg: int
     false_alarm: float  # share of the pairs not followed by a failure that C_H > eps_safe still flags
     limited_by: str     # "recall" or "false_alarm": which of the two constraints set eps_safe
+    # How early the alarm goes off (`alarm_lead_times`): the recall above counts an alarm in the last
+    # H + 1 steps as a catch, but a recovery that needs 15-25 steps (the Bounded Soccer carry) is too
+    # late there, so two critics of equal recall can protect very differently.
+    median_lead: float = -1.0       # steps from the first alarm to the failure, median over alarmed failing episodes
+    early_alarm_share: float = 0.0  # failing episodes alarmed at least EARLY_ALARM_STEPS before the failure
+
+
+EARLY_ALARM_STEPS = 10  # 2 s at the robot's 5 Hz: about what the scripted recoveries need to act
 
 
 def failure_within_horizon(data: Transitions, horizon: int) -> np.ndarray:
@@ -44,6 +52,21 @@ def failure_within_horizon(data: Transitions, horizon: int) -> np.ndarray:
         ahead = np.arange(offset, n)
         label[: n - offset] |= failed[ahead] & (episode[ahead] == episode[: n - offset])
     return label
+
+
+def alarm_lead_times(scores: np.ndarray, data: Transitions, eps_safe: float) -> np.ndarray:
+    """For every episode of `data` that fails: the steps from the first alarm (score > eps_safe) at or
+    before its first cost = 1 step to that step, or -1 where no alarm came before it.  int [n_failing]."""
+    failed = np.asarray(data.cost) > 0.5
+    episode = np.concatenate([[0], np.cumsum(data.done[:-1])]) if len(data) else np.zeros(0, dtype=int)
+    alarm = np.asarray(scores) > eps_safe
+    leads = []
+    for e in np.unique(episode[failed]):
+        rows = np.flatnonzero(episode == e)
+        first_failure = rows[np.argmax(failed[rows])]
+        raised = rows[(rows <= first_failure) & alarm[rows]]
+        leads.append(int(first_failure - raised[0]) if len(raised) else -1)
+    return np.asarray(leads, dtype=int)
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -117,6 +140,10 @@ def calibrate(critic: RiskCritic, data: Transitions, target_recall: float = 0.9,
             eps_safe, limited_by = cap, "false_alarm"
     flagged = scores > eps_safe
     true_pos = int((flagged & labels).sum())
+    leads = alarm_lead_times(scores, data, float(eps_safe))
+    caught = leads[leads >= 0]
     return CalibrationReport(eps_safe=float(eps_safe), precision=true_pos / max(int(flagged.sum()), 1),
                              recall=true_pos / n_pos, auroc=auroc(scores, labels), n_pos=n_pos, n_neg=n_neg,
-                             false_alarm=int((flagged & ~labels).sum()) / n_neg, limited_by=limited_by)
+                             false_alarm=int((flagged & ~labels).sum()) / n_neg, limited_by=limited_by,
+                             median_lead=float(np.median(caught)) if len(caught) else -1.0,
+                             early_alarm_share=float((leads >= EARLY_ALARM_STEPS).mean()) if len(leads) else 0.0)

@@ -13,7 +13,7 @@ from torch import nn
 from farl_core.spec import SpecError, TaskSpec
 from farl_core.transitions import DataError, Transitions
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.calibration import auroc, calibrate, failure_within_horizon
+from farl_safety.calibration import alarm_lead_times, auroc, calibrate, failure_within_horizon
 from farl_safety.safety_critic import SafetyCritic, SafetyCriticConfig
 from farl_safety.shield import Shield, ShieldConfig
 from farl_safety.world_model import WorldModel, WorldModelConfig
@@ -166,6 +166,23 @@ def test_calibration_picks_the_largest_eps_reaching_the_recall() -> None:
     assert calibrate(ScoreCritic(), data, target_recall=1.0).eps_safe == pytest.approx(0.4, abs=1e-6)
     with pytest.raises(DataError, match="both are needed"):
         calibrate(ScoreCritic(), transitions([0, 0], [True, True]))
+
+
+def test_lead_time_counts_steps_from_the_first_alarm_to_the_failure() -> None:
+    #          episode 1 (fails at row 4)   | episode 2 (fails at row 7) | 3 (succeeds) | 4 (fails at row 12, unseen)
+    data = transitions([0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1],
+                       [0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1])
+    scores = np.array([0, 0.9, 0.2, 0.9, 0.9, 0, 0, 0.9, 0.9, 0, 0, 0, 0], np.float32)
+    data.obs[:, 0] = scores
+    # alarms after a failure (row 8 belongs to episode 3, which never fails) do not count
+    assert alarm_lead_times(scores, data, 0.5).tolist() == [3, 0, -1]
+    assert alarm_lead_times(scores, data, 0.1).tolist() == [3, 0, -1]
+    assert alarm_lead_times(scores, data, 0.95).tolist() == [-1, -1, -1]
+    report = calibrate(ScoreCritic(), data, target_recall=1.0, horizon=0)
+    assert report.median_lead == 1.5 and report.early_alarm_share == 0.0  # leads 3 and 0; episode 4 unseen
+    long = transitions([0] * 12 + [1], [0] * 12 + [1])
+    long.obs[:, 0] = np.r_[np.zeros(2), np.full(11, 0.9)].astype(np.float32)
+    assert calibrate(ScoreCritic(), long, target_recall=1.0, horizon=0).early_alarm_share == 1.0  # lead 10
 
 
 def test_false_alarm_cap_raises_eps_safe_only_when_the_recall_would_flag_too_many_safe_pairs() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from farl_core.atomic_files import write_atomic
+from farl_safety.calibration import EARLY_ALARM_STEPS
 
 SUMMARY_FIELDS = ("task", "method", "seed", "steps", "episodes", "failure_episodes", "overrides", "return_before",
                   "return_after", "normalised_before", "normalised_after", "eval_failure_rate_after",
@@ -115,13 +116,16 @@ def calibration_table(paths: dict[str, Path]) -> str:
         if fosp.is_file():
             reports["fosp_ref"] = json.loads(fosp.read_text())["calibration"]
         for critic, r in reports.items():
+            lead = (f"{r['median_lead']:.1f} | {r['early_alarm_share']:.2f}" if "median_lead" in r
+                    else "- | -")  # calibrations from before 2026-12-06
             rows += (f"| {task} | {critic} | {r['auroc']:.2f} | {r['eps_safe']:.4g} | {r['recall']:.2f} | "
-                     f"{r['false_alarm']:.2f} | {r['precision']:.2f} | {r['limited_by']} |\n")
+                     f"{r['false_alarm']:.2f} | {r['precision']:.2f} | {r['limited_by']} | {lead} |\n")
     if not rows:
         return ""
     return ("### Safety critics on held-out failure episodes (target recall, false-alarm cap)\n\n"
-            "| task | critic | AUROC | eps_safe | recall | false alarm | precision | set by |\n"
-            "|---|---|---|---|---|---|---|---|\n" + rows + "\n")
+            "| task | critic | AUROC | eps_safe | recall | false alarm | precision | set by | median lead (steps) "
+            f"| failures alarmed >= {EARLY_ALARM_STEPS} steps ahead |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
