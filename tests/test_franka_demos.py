@@ -79,6 +79,7 @@ def test_train_and_calibrate_work_on_the_recorded_demos(datasets: dict[str, Path
     calibrated = farl("calibrate", "--world-model", str(tmp_path / "model"), "--task-policy", str(tmp_path / "task"),
                       "--data", str(datasets["failure"]), *common)
     assert calibrated.returncode == 0 and "eps_safe=" in calibrated.stdout, calibrated.stderr[-2000:]
+    assert "alarm lead: median" in calibrated.stdout
 
 
 def test_an_interrupted_recording_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -137,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from farl.tasks import get_task
     from farl.training import calibrate_job, load_data
+    from farl_safety.calibration import EARLY_ALARM_STEPS
 
     if not (0.0 < args.recall <= 1.0 and 0.0 <= args.max_false_alarm <= 1.0):
         raise FarlError(f"--recall must be in (0, 1] and --max-false-alarm in [0, 1], got {args.recall} and "
@@ -147,7 +148,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                            args.recall, Path(args.out) if args.out else None, args.max_false_alarm)
     print(f"eps_safe={report.eps_safe:.4f} (set by {report.limited_by}) precision={report.precision:.3f} "
           f"recall={report.recall:.3f} false alarms={report.false_alarm:.3f} AUROC={report.auroc:.3f} "
-          f"({report.n_pos} positive / {report.n_neg} negative pairs)")
+          f"({report.n_pos} positive / {report.n_neg} negative pairs); alarm lead: median {report.median_lead:g} "
+          f"steps, {report.early_alarm_share:.2f} of failures >= {EARLY_ALARM_STEPS} steps ahead")
     return 0
 
 
