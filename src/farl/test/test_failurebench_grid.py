@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from farl import cli
 from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid
 from farl.benchmark.methods import METHODS, build_shield
-from farl.benchmark.pretrain import evaluate, filtered_controller, policy_controller
+from farl.benchmark.pretrain import _calibrate, evaluate, filtered_controller, policy_controller, split_episodes
 from farl.benchmark.shielded import ScriptedRecovery
 from farl.tasks import get_task
 from farl_core.config import load_section
@@ -128,6 +129,21 @@ def test_finished_runs_are_not_redone_and_settings_are_pinned(grid: Path) -> Non
                      "--steps", "512", "--out", str(grid), "--config", str(CONFIG)])
     assert code == 2  # other --steps: refused with a one-line error, nothing overwritten
     assert summary.stat().st_mtime_ns == before
+
+
+def test_a_longer_calibration_window_labels_earlier_pairs_for_every_critic(grid: Path) -> None:
+    config = load_section(CONFIG, "farl_failurebench", FailureBenchConfig)
+    task = get_task("point-mass")
+    root = grid / "point-mass" / "pretrain"
+    policy = GaussianPolicy.load(root / "task_policy" / "policy", kind="task_policy", spec=POINT_MASS)
+    _, heldout = split_episodes(load_dataset(root / "demos" / "failure", POINT_MASS)[0],
+                                config.demos.heldout_fraction)
+    default = _calibrate(root, task, policy, heldout, config)
+    assert default == {**json.loads((root / "calibration.json").read_text())}  # None: the critic's own H
+    longer = _calibrate(root, task, policy, heldout, replace(config, calibration_window=10))
+    for critic in ("world_model", "q_risk"):
+        assert longer[critic]["n_pos"] > default[critic]["n_pos"]
+    assert longer["world_model"]["n_pos"] == longer["q_risk"]["n_pos"]
 
 
 def test_unknown_method_is_a_clear_error(tmp_path: Path, capsys) -> None:

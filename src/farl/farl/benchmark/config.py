@@ -44,6 +44,12 @@ class FailureBenchConfig:
     # failure; then eps_safe rises to keep the false alarms at this share (a weak critic otherwise
     # overrides nearly every step and the task policy never learns).  1.0 turns the cap off.
     max_false_alarm: float = param(0.2, ge=0.0, le=1.0)
+    # Ours: the label window of that calibration: a held-out pair counts as "followed by a failure" if
+    # one comes within this many steps.  None: the world-model critic's H (3), so an alarm 1-4 steps
+    # ahead is a catch.  A longer window asks every critic (world model, Q-risk, FOSP's REF) for
+    # earlier alarms at the same recall, which recoveries that need 10-25 steps depend on
+    # (BENCHMARKS.md, "Why FARL is not ahead of Rec-RL").
+    calibration_window: int | None = param(None, ge=0)
     eval_episodes: int = param(10, ge=1)    # deterministic episodes scoring a policy before/after
     expert_episodes: int = param(10, ge=1)  # scripted-expert episodes defining normalised return 100
     num_envs: int = param(1, ge=1)          # synchronously stepped envs per run

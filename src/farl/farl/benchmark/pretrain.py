@@ -161,15 +161,15 @@ def _stage(path: Path, build) -> None:
 
 def _calibrate(root: Path, task: Task, policy: GaussianPolicy, heldout: Transitions,
                config: FailureBenchConfig) -> dict[str, Any]:
-    """eps_safe for the target recall (under the false-alarm cap): the world-model critic at its H,
-    Q-risk on the same failure window."""
+    """eps_safe for the target recall (under the false-alarm cap) of the world-model critic and Q-risk,
+    both on the same failure window (`calibration_window`, default the critic's H)."""
     training = config.training
     model = WorldModel.load(root / "world_model" / "world_model", spec=task.spec)
     with torch.inference_mode():
         world_model = calibrate(SafetyCritic(model, policy, training.safety_critic), heldout, config.target_recall,
-                                max_false_alarm=config.max_false_alarm)
+                                horizon=_label_window(config), max_false_alarm=config.max_false_alarm)
         q_risk = calibrate(QRiskCritic.load(root / "q_risk", spec=task.spec), heldout, config.target_recall,
-                           horizon=training.safety_critic.horizon, max_false_alarm=config.max_false_alarm)
+                           horizon=_label_window(config), max_false_alarm=config.max_false_alarm)
     return {"target_recall": config.target_recall, "max_false_alarm": config.max_false_alarm,
             "world_model": asdict(world_model), "q_risk": asdict(q_risk)}
 
@@ -179,8 +179,14 @@ def _calibrate_reachability(ref: ReachabilityCritic, heldout: Transitions,
     """FOSP's feasibility threshold on Q_ref for the same target recall, window and false-alarm cap
     as the other critics, so every shielded method is compared at one operating point."""
     with torch.inference_mode():
-        return calibrate(ref, heldout, config.target_recall, horizon=config.training.safety_critic.horizon,
+        return calibrate(ref, heldout, config.target_recall, horizon=_label_window(config),
                          max_false_alarm=config.max_false_alarm)
+
+
+def _label_window(config: FailureBenchConfig) -> int:
+    """Steps ahead within which a held-out failure makes a pair positive, the same for every critic."""
+    window = config.calibration_window
+    return config.training.safety_critic.horizon if window is None else window
 
 
 def _fosp_references(task: Task, models: FOSPModels, heldout: Transitions,
