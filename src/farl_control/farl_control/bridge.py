@@ -292,10 +292,12 @@ class FrankaBridge:
     @contextmanager
     def _connection(self) -> Iterator[None]:
         """A lost state stream (franky's NetworkException, or a bare RuntimeError "Net Exception", seen when
-        franky-sim starved on an overloaded machine): the bridge's one-line RobotError, and UNRECOVERABLE."""
+        franky-sim starved on an overloaded machine; or a ProtocolException "incorrect object size", a
+        truncated state packet, seen once reading the state clock): the bridge's one-line RobotError,
+        and UNRECOVERABLE (a rerun resumes)."""
         try:
             yield
-        except (RuntimeError, franky.NetworkException) as exc:
+        except (RuntimeError, franky.NetworkException, franky.ProtocolException) as exc:
             raise self._lost(exc) from None
 
     def _lost(self, exc: Exception) -> RobotError:

@@ -232,6 +232,30 @@ def test_libfrankas_realtime_priority_stays_in_libfranka() -> None:
     bridges[0].close()
 
 
+class _GarbledState:
+    """The franky robot, whose state packets arrive truncated (libfranka's ProtocolException)."""
+
+    def __init__(self, robot: object) -> None:
+        self._robot = robot
+
+    def __getattr__(self, name: str) -> object:
+        if name == "state":
+            raise franky.ProtocolException("libfranka: incorrect object size")
+        return getattr(self._robot, name)
+
+
+def test_a_garbled_state_packet_is_a_lost_connection_not_a_raw_franky_error() -> None:
+    bridge = FrankaBridge.connect(BridgeConfig(), realtime=False)
+    try:
+        robot, bridge.robot = bridge.robot, _GarbledState(bridge.robot)
+        with pytest.raises(ConnectionLost, match=r"incorrect object size.*rerun to resume$"):
+            bridge.robot_time()
+        assert bridge.status is BridgeStatus.UNRECOVERABLE
+        bridge.robot = robot
+    finally:
+        bridge.close()
+
+
 def test_a_lost_connection_is_a_one_line_error_and_the_bridge_stays_down() -> None:
     bridge = FrankaBridge.connect(BridgeConfig(), realtime=False)
     try:
