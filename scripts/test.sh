@@ -15,4 +15,4 @@ export MUJOCO_GL=${MUJOCO_GL:-egl}
 # together); each worker's torch uses one thread so the two do not fight over the cores.
 # FARL_TEST_WORKERS=0 runs everything in this process (for -x, pdb, or a single test).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-.venv/bin/python -m pytest -n "${FARL_TEST_WORKERS:-2}" --dist loadscope "$@"
+.venv/bin/python -m pytest -n "${FARL_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder "$@"

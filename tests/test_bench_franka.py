@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.minutes(5)  # of one core (conftest.py schedules it early)
+
 TASK = "bounded-soccer"
 CONFIG = """
 farl_franka_bench:

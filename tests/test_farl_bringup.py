@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from farl.data_build import bag_paths, episode_transitions, read_bag
 from farl_core.franka_tasks import get_franka_task
+
+pytestmark = pytest.mark.minutes(1.5)  # of one core (conftest.py schedules it early)
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = REPO / "checkpoints" / "franka" / "bounded-soccer" / "pretrain"

@@ -24,6 +24,8 @@ from farl.tasks import get_task
 from farl.training import TrainingConfig
 from farl_core.config import load_section
 
+pytestmark = pytest.mark.minutes(1)  # of one core (conftest.py schedules it early)
+
 TASK = get_task("point-mass")
 STEPS = 3072
 CONFIG = """

@@ -20,6 +20,8 @@ from farl_core.errors import FarlError
 from farl_core.franka_tasks import get_franka_task
 from farl_sim.franka_scenes.controllers import failure_margin, scripted_controller
 
+pytestmark = pytest.mark.minutes(1.5)  # of one core (conftest.py schedules it early)
+
 TASK = "bounded-soccer"
 SMALL_TRAINING = ("farl_training:\n  ros__parameters:\n    world_model: {steps: 30, hidden: [32, 32]}\n"
                   "    offline:\n      bc: {ensemble_size: 2, steps: 10}\n      critics: {steps: 10}\n"

@@ -40,6 +40,8 @@ from farl_policy.gaussian import GaussianPolicy, PolicyConfig
 from farl_policy.uni_o4 import OfflineConfig
 from farl_safety.world_model import WorldModelConfig
 
+pytestmark = pytest.mark.minutes(2)  # of one core (conftest.py schedules it early)
+
 TASK = "fragile-push-wall"
 
 CONFIG = """

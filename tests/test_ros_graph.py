@@ -46,6 +46,8 @@ from farl_policy.gaussian import GaussianPolicy
 from farl_sim.franka_scenes.controllers import failure_margin
 from farl_teleop.episode_bags import finished_episodes, read_label
 
+pytestmark = pytest.mark.minutes(5.5)  # of one core (conftest.py schedules it early)
+
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = REPO / "checkpoints" / "franka" / "bounded-soccer" / "pretrain"
 OUTCOMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.IR_FAILURE: "ir_failure",

@@ -33,6 +33,8 @@ from farl_policy.ppo import PPOConfig
 from farl_policy.uni_o4 import OfflineConfig, UniO4Config
 from farl_safety.world_model import WorldModelConfig
 
+pytestmark = pytest.mark.minutes(1)  # of one core (conftest.py schedules it early)
+
 TASK = get_task("point-mass")
 SMALL = TrainingConfig(
     offline=OfflineConfig(

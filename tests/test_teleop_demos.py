@@ -25,6 +25,8 @@ from farl_core.franka_tasks import get_franka_task
 from farl_sim.franka_scenes.controllers import failure_margin
 from farl_teleop.episode_bags import read_label
 
+pytestmark = pytest.mark.minutes(4.5)  # of one core (conftest.py schedules it early)
+
 TASK = "bounded-soccer"
 DEMOS = 6
 EVAL_EPISODES = 4

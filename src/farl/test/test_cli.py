@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from farl import cli, doctor
 from farl.config_files import NODE_SCHEMAS
 from farl_core.config import load_file
+
+pytestmark = pytest.mark.minutes(1)  # of one core (conftest.py schedules it early)
 
 FARL = Path(sys.executable).with_name("farl")
 

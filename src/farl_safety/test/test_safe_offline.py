@@ -17,6 +17,8 @@ from farl_safety.safe_offline import AugmentedLagrangian, SafeOfflineConfig, ext
 from farl_sim.point_mass import SPEC as POINT_MASS
 from farl_sim.point_mass import BoundedPointMassEnv, demonstrations
 
+pytestmark = pytest.mark.minutes(1)  # of one core (conftest.py schedules it early)
+
 
 def test_augmented_lagrangian_term_and_updates() -> None:
     lagrangian = AugmentedLagrangian(SafeOfflineConfig(multiplier_init=0.5, penalty_init=0.2, penalty_growth=0.5,
