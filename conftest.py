@@ -90,7 +90,6 @@ def shipped_config() -> Path:
     return REPO / "config" / "farl.yaml"
 
 
-
 # --- scheduling: the long modules first ---------------------------------------------------------------
 
 
