@@ -223,10 +223,14 @@ def wait_for_robot_time(bridge: FrankaBridge, robot_time: float) -> bool:
     """Sleep until the robot clock reaches `robot_time`; False when it already had (an overrun).
 
     A clock that stands still for CLOCK_STALL_S wall seconds is a robot (or franky-sim) that stopped answering.
+    franky-sim in lock-step runs to `robot_time` and waits there (FrankaBridge.advance_to): no overruns.
     """
     now = bridge.robot_time()
     if now >= robot_time:
         return False
+    if bridge.lockstep:
+        bridge.advance_to(robot_time)
+        return True
     last_change, last = time.monotonic(), now
     while now < robot_time:
         time.sleep(0.002)
@@ -296,6 +300,7 @@ class RobotLoop:
         robot_time = self.bridge.robot_time() - started
         if self.recorder is not None:
             self.recorder.ended(ending.outcome, ending.reason, started + robot_time)
+        self.bridge.idle()  # the update and the reset take a while: in lock-step the hold runs to its end first
         update = self.agent.end_episode()
         if update is not None:
             self._message += f"; PPO update {self.agent.updates}"

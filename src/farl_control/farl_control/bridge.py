@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -48,6 +48,9 @@ GRIPPER_WALL_LIMIT_S = 120.0
 
 SETTLE_TIMEOUT_S = 10.0
 """Longest wait for a stopped motion to end before the next motion type may start."""
+
+LOCKSTEP_WAIT_S = 10.0
+"""Longest wall-clock wait for franky-sim in lock-step to take a command or come to rest (it takes milliseconds)."""
 
 
 class RobotError(FarlError):
@@ -105,19 +108,21 @@ class FrankaBridge:
         robot.relative_dynamics_factor = config.limits.dynamics_factor
         self._closing = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, daemon=True, name="farl-bridge-watchdog")
-        if watchdog:
+        if watchdog and not self.lockstep:  # in lock-step the watchdog checks at each tick (advance_to)
             self._watchdog.start()
 
     @classmethod
     @keeps_scheduling
     def connect(cls, config: BridgeConfig | None = None, scene: SceneBuilder | None = None,
-                realtime: bool | float = True) -> FrankaBridge:
+                realtime: bool | float = True, lockstep: bool = False) -> FrankaBridge:
         """Connect to `config.robot`: "sim" starts franky-sim (with `scene`'s objects) on loopback first.
 
-        `realtime` paces the simulation (EmbeddedFrankaSim); it is ignored for a real robot.
+        `realtime` paces the simulation (EmbeddedFrankaSim); `lockstep` steps it only as the control loop
+        allows (`advance_to`; lockstep_server.py), for runs that repeat exactly. Both are ignored for a real robot.
         """
         config = config or BridgeConfig()
-        server = EmbeddedFrankaSim(scene, realtime=realtime).start() if config.robot == "sim" else None
+        server = EmbeddedFrankaSim(scene, realtime=realtime, lockstep=lockstep).start() if config.robot == "sim" \
+            else None
         host = server.hostname if server is not None else config.robot
         realtime_config = franky.RealtimeConfig.Enforce if config.realtime_kernel else franky.RealtimeConfig.Ignore
         try:
@@ -179,6 +184,7 @@ class FrankaBridge:
             self._raise_if_unrecoverable()
             if self.robot.has_errors:
                 self._recover("robot reported an error before the reset")
+            self._release_lockstep()
             self._settle()
             # A motion's own factor multiplies the robot-wide one, so the reset speed is set robot-wide
             # for the duration of the reset and the commands' hard-limit factor restored afterwards.
@@ -188,6 +194,9 @@ class FrankaBridge:
             finally:
                 self.robot.relative_dynamics_factor = self.config.limits.dynamics_factor
             self.open_gripper(wait=True)
+            if self.lockstep:  # home and open: the episode starts from here, one tick at a time
+                self._await_rest()
+                self._sim.hold()
             self._last_command = self.robot_time()
             self._status, self._error = BridgeStatus.READY, ""
         return self.state()
@@ -245,6 +254,7 @@ class FrankaBridge:
             self._watchdog.join(timeout=2.0)
         with self._lock:
             try:
+                self._release_lockstep()
                 self._settle()
                 if self._gripper_future is not None:  # the next user of the gripper must not overlap it
                     self._await_gripper("the last gripper command")
@@ -285,9 +295,74 @@ class FrankaBridge:
                     self._error = f"watchdog: no command for {silent:.2f} s (limit {self.watchdog_timeout:.2f} s)"
 
     def robot_time(self) -> float:
-        """Seconds on the robot's 1 kHz state clock (simulated time under franky-sim)."""
+        """Seconds on the robot's 1 kHz state clock (simulated time under franky-sim; in lock-step the
+        simulation's step count, since libfranka's clock then also counts the states resent while waiting)."""
+        if self.lockstep:
+            return self._sim.clock
         with self._connection():
             return float(self.robot.state.time.to_sec())
+
+    # --- lock-step (franky-sim only) -------------------------------------------------------------
+
+    @property
+    def lockstep(self) -> bool:
+        """franky-sim steps only as the control loop allows: the same seed gives the same run, to the bit."""
+        return self.server is not None and self.server.lockstep
+
+    @keeps_scheduling
+    def advance_to(self, robot_time: float) -> None:
+        """Lock-step's tick: let franky-sim run to `robot_time`, then wait until it rests there with every
+        command answered, so that what the loop reads next is the state at exactly that instant.
+
+        The watchdog's check runs here, at the tick, instead of in its thread (which would stop the arm at
+        whatever step the wall clock chose)."""
+        with self._lock:
+            silent = self.robot_time() - self._last_command
+            if self._status is BridgeStatus.READY and silent > self.watchdog_timeout:
+                self._settle()
+                self._status = BridgeStatus.STOPPED
+                self._error = f"watchdog: no command for {silent:.2f} s (limit {self.watchdog_timeout:.2f} s)"
+            self._sim.run_until(robot_time)
+            self._await_rest()
+
+    @keeps_scheduling
+    def idle(self) -> None:
+        """The loop stops ticking for a while (an episode ended: PPO update, checkpoint, reset). In lock-step the
+        running motion first runs to its end: libfranka drops a motion whose states stop for about a second.
+        On a robot the arm simply holds its last target."""
+        if self.lockstep:
+            with self._lock:
+                self._sim.run_motions()
+                self._await_rest()
+                self._sim.hold()
+
+    @property
+    def _sim(self) -> EmbeddedFrankaSim:
+        assert self.server is not None and self.server.lockstep
+        return self.server
+
+    def _await_rest(self) -> None:
+        """Wait until franky-sim rests and libfranka agrees: a finished motion's handshake done, a new one's
+        control loop running, a gripper command franky-sim answered received by franky's future."""
+        sim = self._sim
+        self._await_lockstep(lambda: sim.at_rest and sim.motion_running == self.robot.is_in_control, "come to rest")
+        if self._gripper_future is not None and not sim.gripper_busy:
+            self._gripper_future.wait(LOCKSTEP_WAIT_S)
+
+    def _release_lockstep(self) -> None:
+        """Before a reset or the close: stop the motion while the simulation waits (franky-sim takes the stop at
+        this instant), then let it step whenever the arm or the gripper moves."""
+        if self.lockstep:
+            self.robot.stop()
+            self._sim.run_motions()
+
+    def _await_lockstep(self, done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + LOCKSTEP_WAIT_S
+        while not done():
+            if time.monotonic() > deadline:
+                raise RobotError(f"franky-sim in lock-step did not {what} within {LOCKSTEP_WAIT_S:.0f} s "
+                                 f"({self._sim.health()}); rerun with the same --out to resume")
+            time.sleep(0.0002)
 
     @contextmanager
     def _connection(self) -> Iterator[None]:
@@ -361,7 +436,10 @@ class FrankaBridge:
         """
         for _ in range(2):
             try:
+                starts = self._sim.motions_started if self.lockstep and not self.robot.is_in_control else None
                 self.robot.move(franky.CartesianMotion(target), asynchronous=True)
+                if starts is not None:  # a new control loop: franky sends its Move from a thread of its own
+                    self._await_lockstep(lambda n=starts: self._sim.motions_started > n, "take the new motion")
                 return
             except RuntimeError:
                 self._settle()
@@ -403,12 +481,15 @@ class FrankaBridge:
         settings = self.config.gripper
         if self._gripper_future is not None:
             self._await_gripper("the previous gripper command")
+        taken = self._sim.gripper_commands if self.lockstep else None
         if close:
             self._gripper_future = self.gripper.grasp_async(0.0, settings.speed, settings.force, epsilon_inner=0.005,
                                                             epsilon_outer=settings.open_width)
         else:
             self._gripper_future = self.gripper.move_async(settings.open_width, settings.speed)
         self._gripper_closed = close
+        if taken is not None:  # franky sends it from a thread of its own: taken before the simulation goes on
+            self._await_lockstep(lambda: self._sim.gripper_commands > taken, "take the gripper command")
         if wait:
             self._await_gripper("opening" if not close else "closing")
 

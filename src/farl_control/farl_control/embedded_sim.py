@@ -23,6 +23,7 @@ from franky_sim import SimulationServer
 from franky_sim.constants import DEFAULT_INITIAL_JOINT_POS
 from franky_sim.mujoco_simulator import MujocoSimulator
 
+from farl_control.lockstep_server import LockstepServer
 from farl_control.scheduling import ordinary_scheduling
 from farl_core.errors import FarlError
 
@@ -88,9 +89,11 @@ class EmbeddedFrankaSim:
     """
 
     def __init__(self, scene: SceneBuilder | None = None, realtime: bool | float = True,
-                 initial_q: tuple[float, ...] = DEFAULT_INITIAL_JOINT_POS) -> None:
+                 initial_q: tuple[float, ...] = DEFAULT_INITIAL_JOINT_POS, lockstep: bool = False) -> None:
         self._scene = scene
-        self._realtime = realtime
+        self._realtime = False if lockstep else realtime
+        self.lockstep = lockstep
+        """Step in lock-step with libfranka and the control loop (lockstep_server.py): the same seed, the same run."""
         self._initial_q = initial_q
         self._jobs: queue.SimpleQueue[tuple[Callable[[mujoco.MjModel, mujoco.MjData], object], Future]] = \
             queue.SimpleQueue()
@@ -112,7 +115,7 @@ class EmbeddedFrankaSim:
         if self._scene is not None:
             self._scene(sim)
         sim.register_post_step_callback(self._run_jobs)
-        server = SimulationServer(sim)
+        server = LockstepServer(sim, self._run_jobs_now) if self.lockstep else SimulationServer(sim)
         try:
             server.init()
         except Exception as exc:
@@ -182,6 +185,49 @@ class EmbeddedFrankaSim:
         except TimeoutError as exc:
             raise FarlError(f"franky-sim did not step for {timeout} s (simulation thread stalled)") from exc
 
+    # --- lock-step (lockstep_server.py) ------------------------------------------------------------
+
+    @property
+    def clock(self) -> float:
+        """Simulated seconds: 1 ms per physics step (the robot clock in lock-step, see send_idle_state)."""
+        return self._lockstep_server.steps * 1e-3
+
+    def run_until(self, clock: float) -> None:
+        """Let the simulation step until `clock` (s, see `clock`), then wait there."""
+        self._lockstep_server.allow(round(clock * 1000.0))
+
+    def hold(self) -> None:
+        """Stop stepping where the simulation is now (the control loop's tick: nothing moves while it thinks)."""
+        server = self._lockstep_server
+        server.allow(server.steps)
+
+    def run_motions(self) -> None:
+        """Step only while the arm or the gripper moves (a reset: each motion runs to its end, then all waits)."""
+        self._lockstep_server.allow(None)
+
+    @property
+    def at_rest(self) -> bool:
+        """Lock-step waiting for the control loop: at its limit (or with nothing moving), libfranka answered."""
+        return self._lockstep_server.at_rest
+
+    @property
+    def motions_started(self) -> int:
+        """Move commands franky-sim has taken (a control loop started by libfranka)."""
+        return self._lockstep_server.robot_server.moves
+
+    @property
+    def motion_running(self) -> bool:
+        return bool(self._lockstep_server.robot_server.current_motion_id)
+
+    @property
+    def gripper_busy(self) -> bool:
+        """A gripper command is in progress (franky-sim answers it when the fingers settle)."""
+        return self._lockstep_server.robot_server.gripper_busy
+
+    @property
+    def gripper_commands(self) -> int:
+        return self._lockstep_server.robot_server.gripper_commands
+
     def health(self) -> str:
         """One line on the 1 kHz loop, for a lost connection's error: alive, its last step, its longest pause."""
         server = self._server
@@ -191,13 +237,24 @@ class EmbeddedFrankaSim:
         if thread is None or not thread.is_alive():
             return "franky-sim's loop thread has stopped (an exception in the simulation: see the log above)"
         since = time.monotonic() - self._last_step if self._last_step is not None else float("nan")
-        return f"franky-sim's loop: last step {since:.2f} s ago, longest pause {self.longest_pause_s:.2f} s"
+        line = f"franky-sim's loop: last step {since:.2f} s ago, longest pause {self.longest_pause_s:.2f} s"
+        if isinstance(server, LockstepServer):
+            line += (f"; lock-step: longest wait for the control loop with a motion running "
+                     f"{server.longest_hold_s:.2f} s (libfranka's limit: 1 s)")
+        return line
 
     def _run_jobs(self, sim: MujocoSimulator) -> None:
         now = time.monotonic()
         if self._last_step is not None:
             self.longest_pause_s = max(self.longest_pause_s, now - self._last_step)
         self._last_step = now
+        del sim  # the jobs run on self._sim, also between steps in lock-step (LockstepServer's idle)
+        self._run_jobs_now()
+
+    def _run_jobs_now(self) -> None:
+        sim = self._sim
+        if sim is None:
+            return
         while not self._jobs.empty():
             fn, future = self._jobs.get_nowait()
             try:
@@ -210,6 +267,13 @@ class EmbeddedFrankaSim:
         if self._server is None:
             raise FarlError("franky-sim is not running (call start() or use it as a context manager)")
         return self._server
+
+    @property
+    def _lockstep_server(self) -> LockstepServer:
+        server = self._running_server
+        if not isinstance(server, LockstepServer):
+            raise FarlError("franky-sim was started without lockstep: true; the lock-step calls need it")
+        return server
 
     @property
     def _running_sim(self) -> MujocoSimulator:

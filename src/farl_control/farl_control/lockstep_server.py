@@ -1,0 +1,227 @@
+"""franky-sim in lock-step: the simulation steps only when everything that drives it has spoken.
+
+franky-sim's own loop (SimulationServer.run_once) handles whatever commands have arrived, steps
+the physics 1 ms and sends the state, as fast as its thread runs.  What happens in the simulation
+then depends on the scheduler: how many steps pass before libfranka's answer to a state arrives,
+before a new motion or gripper command is read, before the control loop reads the camera.  Two
+runs of the same seed part after a few ticks.
+
+`LockstepServer` steps only when
+  - a motion is running and libfranka has answered the last state sent (its command carries that
+    state's message id), so the robot's command stream is the same sequence of 1 ms steps
+    however late each answer comes;
+  - the step is allowed: `limit` steps (the control loop's next tick), or, with no limit, only
+    while the arm or the gripper is moving (a reset: homing, opening the gripper).
+While it waits it keeps reading commands (a stop, a new motion, a gripper command are taken at
+this instant, not at whichever step they would have reached), runs `idle` (the embedded sim's
+jobs: camera renders, object placement) and, when no motion runs, re-sends the unchanged state
+so libfranka's state reads (readOnce) are answered.  libfranka drops a motion whose state stops
+for its receive timeout (about 1 s): a limit must be lifted within that.
+
+franky-sim has no hooks for this: the waiting loop calls its servers' command parsing directly
+(name-mangled methods of franky_sim 1.0.x; `doctor` names the version).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Callable
+
+from franky_sim import SimulationServer
+from franky_sim.base_simulator import BaseSimulator
+from franky_sim.franka_robot_server import FrankaRobotServer
+
+log = logging.getLogger(__name__)
+
+RESEND_IDLE_S = 0.001
+"""While waiting with no motion: how often the unchanged state goes out (a real robot's 1 kHz)."""
+POLL_S = 0.0001
+"""Sleep between two polls of the sockets while waiting (libfranka answers within tens of microseconds)."""
+ANSWER_TIMEOUT_S = 5.0
+"""Longest wait for libfranka's answer before the step goes ahead anyway (counted in `stalls`, logged): only a
+starved or dead client takes that long, and a run that stepped on is no longer exact."""
+
+
+class LockstepRobotServer(FrankaRobotServer):
+    """franky-sim's robot server, counting what the lock-step needs: message ids and commands taken."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_answer = -1       # message id of the last UDP command from libfranka
+        self.last_motion_state = -1  # message id of the last state sent while a motion ran
+        self.moves = 0              # Move commands taken (a new control loop started)
+        self.gripper_commands = 0   # gripper commands taken (move, grasp, homing, stop)
+        self._opening_state = False  # the next motion state ends libfranka's startMotion: never answered
+        self.opening_unread = False  # that state sent, maybe still in libfranka's socket (see client_backlog)
+
+    def _bind_children(self, hostname: str) -> None:
+        super()._bind_children(hostname)
+        gripper = self.gripper_server
+        if gripper is not None:  # count the commands where franky-sim's gripper server takes them
+            for name in ("start_move", "start_grasp", "start_homing", "stop"):
+                setattr(gripper, name, self._counted(getattr(gripper, name)))
+
+    def _counted(self, method: Callable[..., None]) -> Callable[..., None]:
+        def counted(*args: object, **kwargs: object) -> None:
+            self.gripper_commands += 1
+            method(*args, **kwargs)
+        return counted
+
+    def start_motion(self, *args: object, **kwargs: object) -> None:
+        super().start_motion(*args, **kwargs)
+        self.moves += 1
+        self._opening_state = True
+
+    def _handle_udp_command(self, command_data: bytes) -> None:
+        self.last_answer = struct.unpack_from("<Q", command_data)[0]
+        super()._handle_udp_command(command_data)
+
+    def send_state(self) -> None:
+        if self.current_motion_id and self._opening_state:
+            self._opening_state = False
+            self.opening_unread = True
+        elif self.current_motion_id:
+            self.last_motion_state = self._FrankaServer__message_id  # type: ignore[attr-defined]
+        super().send_state()
+
+    @property
+    def client_backlog(self) -> int:
+        """Bytes waiting in libfranka's UDP socket (Linux: /proc/net/udp, the client's port).
+
+        libfranka's startMotion reads the newest of the states queued and its control loop then waits for a
+        new one: a state sent before startMotion read the opening one would be swallowed with it."""
+        port = f":{self._FrankaServer__client_udp_port:04X}"  # type: ignore[attr-defined]
+        with open("/proc/net/udp") as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) > 4 and fields[1].endswith(port):
+                    return int(fields[4].split(":")[1], 16)
+        return 0
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """A motion runs and libfranka has not yet answered the last state sent."""
+        return bool(self.current_motion_id) and self.last_answer < self.last_motion_state
+
+    def poll(self) -> None:
+        """Read the sockets (TCP commands, libfranka's UDP commands) of the robot and the gripper."""
+        self._FrankaServer__process_tcp_commands()  # type: ignore[attr-defined]
+        self._process_udp_commands()
+        gripper = self.gripper_server
+        if gripper is not None:
+            gripper._FrankaServer__process_tcp_commands()  # type: ignore[attr-defined]
+            gripper._process_udp_commands()
+
+    def apply(self) -> None:
+        """Turn the commands taken into the actuation of the next step (franky-sim's post-processing)."""
+        self._post_process_commands()
+        if self.gripper_server is not None:
+            self.gripper_server._post_process_commands()
+
+    def send_idle_state(self) -> None:
+        """The unchanged state again (gripper always; robot only with no motion: a motion's states are answered).
+
+        libfranka reads a state only under a new message id, and its clock is that id: while the loop waits,
+        libfranka's clock runs on with the wall clock.  The lock-step's clock is the step count
+        (LockstepServer.steps), which is what the bridge reads as robot time in lock-step."""
+        if not self.current_motion_id:
+            FrankaRobotServer.send_state(self)
+        elif self.gripper_server is not None:
+            self.gripper_server.send_state()
+
+    @property
+    def gripper_busy(self) -> bool:
+        gripper = self.gripper_server
+        return gripper is not None and gripper._pending_command_id is not None
+
+
+class LockstepServer(SimulationServer):
+    """A SimulationServer whose loop steps only when allowed (module docstring)."""
+
+    def __init__(self, sim: BaseSimulator, idle: Callable[[], None]) -> None:
+        super().__init__(sim)
+        self._idle = idle
+        self._lock = threading.Condition()
+        self.steps = 0
+        self._limit: int | None = 1
+        self.stalls = 0
+        self.longest_hold_s = 0.0
+        """The longest wall-clock wait at a limit with a motion running: libfranka drops the connection at about
+        1 s, so a control loop must not think longer than that in one tick."""
+        """Waits for libfranka's answer that outlasted ANSWER_TIMEOUT_S (then the step went ahead)."""
+
+    def init(self) -> None:
+        for robot in self.sim.robots:
+            server = LockstepRobotServer(robot, self._remaining_hostname_candidates)
+            server.init()
+            self.robot_servers.append(server)
+        self.sim.start()
+        self._step()  # franky-sim's state is defined only after a first step
+
+    def _step(self) -> None:
+        self.robot_server.apply()
+        self.sim.step()
+        self.steps += 1
+
+    @property
+    def robot_server(self) -> LockstepRobotServer:
+        server = self.robot_servers[0]
+        assert isinstance(server, LockstepRobotServer)
+        return server
+
+    def allow(self, limit: int | None) -> None:
+        """Step up to `limit` steps in all (None: only while the arm or the gripper moves)."""
+        with self._lock:
+            self._limit = limit
+
+    @property
+    def at_rest(self) -> bool:
+        """Waiting at its limit (or, without one, with nothing moving), libfranka's last state answered."""
+        server = self.robot_server
+        if server.awaiting_answer:
+            return False
+        if self._limit is None:
+            return not server.current_motion_id and not server.gripper_busy
+        return self.steps >= self._limit
+
+    def run_once(self, realtime: bool | float = False) -> None:
+        del realtime  # lock-step is paced by its clients, never by the wall clock
+        server = self.robot_server
+        server._pre_process_commands()
+        resent = started = time.monotonic()
+        while self.running:
+            server.poll()
+            self._idle()
+            if not self._waiting(server):
+                break
+            now = time.monotonic()
+            if server.awaiting_answer and now - started > ANSWER_TIMEOUT_S:
+                self.stalls += 1
+                log.warning("lock-step: no answer to state %d after %.1f s; stepping on", server.last_motion_state,
+                            now - started)
+                break
+            if now - resent >= RESEND_IDLE_S:
+                server.send_idle_state()
+                resent = now
+            time.sleep(POLL_S)
+        else:
+            return
+        if server.current_motion_id:
+            self.longest_hold_s = max(self.longest_hold_s, time.monotonic() - started)
+        self._step()
+        server.send_state()
+
+    def _waiting(self, server: LockstepRobotServer) -> bool:
+        if server.opening_unread:
+            if server.client_backlog:
+                return True
+            server.opening_unread = False
+        if server.awaiting_answer:
+            return True
+        limit = self._limit
+        if limit is None:
+            return not server.current_motion_id and not server.gripper_busy
+        return self.steps >= limit
