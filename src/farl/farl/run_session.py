@@ -159,7 +159,9 @@ def open_world(task: FrankaTask, configs: Configs, robot: str, camera_name: str,
         from farl_sim.franka_scenes import make_franka_scene
 
         scene = make_franka_scene(task.name)
-    bridge = FrankaBridge.connect(bridge_config, scene=scene.build if scene else None, realtime=False)
+    # franky-sim unpaced and in lock-step with the loop: the same seed gives the same run (lockstep_server.py)
+    bridge = FrankaBridge.connect(bridge_config, scene=scene.build if scene else None, realtime=False,
+                                  lockstep=scene is not None)
     camera = None
     try:
         if camera_name == "ground-truth":

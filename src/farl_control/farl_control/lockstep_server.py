@@ -18,6 +18,15 @@ jobs: camera renders, object placement) and, when no motion runs, re-sends the u
 so libfranka's state reads (readOnce) are answered.  libfranka drops a motion whose state stops
 for its receive timeout (about 1 s): a limit must be lifted within that.
 
+What libfranka does that this has to respect (found by experiment, libfranka in franky 2.0):
+  - the first state of a new motion is read by startMotion and never answered; the control loop
+    answers from the second on;
+  - startMotion reads the newest state queued in its socket, so the second state must wait until
+    the first has left the socket (`client_backlog`), or both are read at once and each side waits
+    for the other;
+  - libfranka's clock is the message id and it reads no id twice, so the re-sent states advance
+    its clock with the wall clock: in lock-step the robot clock is `steps` (1 ms each).
+
 franky-sim has no hooks for this: the waiting loop calls its servers' command parsing directly
 (name-mangled methods of franky_sim 1.0.x; `doctor` names the version).
 """
@@ -25,6 +34,7 @@ franky-sim has no hooks for this: the waiting loop calls its servers' command pa
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
 import time
@@ -34,12 +44,16 @@ from franky_sim import SimulationServer
 from franky_sim.base_simulator import BaseSimulator
 from franky_sim.franka_robot_server import FrankaRobotServer
 
+from farl_core.errors import FarlError
+
 log = logging.getLogger(__name__)
 
 RESEND_IDLE_S = 0.001
 """While waiting with no motion: how often the unchanged state goes out (a real robot's 1 kHz)."""
 POLL_S = 0.0001
 """Sleep between two polls of the sockets while waiting (libfranka answers within tens of microseconds)."""
+UDP_TABLE = "/proc/net/udp"
+"""Linux's table of UDP sockets with their receive queues (LockstepRobotServer.client_backlog)."""
 ANSWER_TIMEOUT_S = 5.0
 """Longest wait for libfranka's answer before the step goes ahead anyway (counted in `stalls`, logged): only a
 starved or dead client takes that long, and a run that stepped on is no longer exact."""
@@ -94,7 +108,7 @@ class LockstepRobotServer(FrankaRobotServer):
         libfranka's startMotion reads the newest of the states queued and its control loop then waits for a
         new one: a state sent before startMotion read the opening one would be swallowed with it."""
         port = f":{self._FrankaServer__client_udp_port:04X}"  # type: ignore[attr-defined]
-        with open("/proc/net/udp") as table:
+        with open(UDP_TABLE) as table:
             for line in table:
                 fields = line.split()
                 if len(fields) > 4 and fields[1].endswith(port):
@@ -142,6 +156,9 @@ class LockstepServer(SimulationServer):
     """A SimulationServer whose loop steps only when allowed (module docstring)."""
 
     def __init__(self, sim: BaseSimulator, idle: Callable[[], None]) -> None:
+        if not os.path.exists(UDP_TABLE):
+            raise FarlError(f"franky-sim's lock-step reads libfranka's socket queue from {UDP_TABLE} (Linux); "
+                            "without it, connect with lockstep=False")
         super().__init__(sim)
         self._idle = idle
         self._lock = threading.Condition()
