@@ -12,7 +12,8 @@ the bridge can bypass it:
   - a watchdog thread stops motion when no command arrived for `watchdog_periods` control
     periods (a crashed or stalled policy node cannot leave the arm drifting to an old target);
     periods are counted in robot time (libfranka's 1 kHz state clock), which is wall time on a
-    Panda and simulated time in franky-sim, however fast or slow the simulation runs;
+    Panda and simulated time in franky-sim, however fast or slow the simulation runs (franky-sim
+    in lock-step: checked at each tick, `advance_to`, since the simulation waits between ticks);
   - a robot error (franky ControlException, or `has_errors`) triggers `recover_from_errors`
     with exponential backoff; after `retries` failures the bridge is UNRECOVERABLE and every
     further command raises RobotError until a human intervenes.
@@ -289,10 +290,14 @@ class FrankaBridge:
                     silent = self.robot_time() - self._last_command
                 except RobotError:
                     return  # the connection is gone (UNRECOVERABLE, with the reason)
-                if self._status is BridgeStatus.READY and silent > self.watchdog_timeout:
-                    self._settle()
-                    self._status = BridgeStatus.STOPPED
-                    self._error = f"watchdog: no command for {silent:.2f} s (limit {self.watchdog_timeout:.2f} s)"
+                self._stop_if_silent(silent)
+
+    def _stop_if_silent(self, silent: float) -> None:
+        """The watchdog's rule: no command for longer than `watchdog_timeout` (robot time) stops the arm."""
+        if self._status is BridgeStatus.READY and silent > self.watchdog_timeout:
+            self._settle()
+            self._status = BridgeStatus.STOPPED
+            self._error = f"watchdog: no command for {silent:.2f} s (limit {self.watchdog_timeout:.2f} s)"
 
     def robot_time(self) -> float:
         """Seconds on the robot's 1 kHz state clock (simulated time under franky-sim; in lock-step the
@@ -317,11 +322,7 @@ class FrankaBridge:
         The watchdog's check runs here, at the tick, instead of in its thread (which would stop the arm at
         whatever step the wall clock chose)."""
         with self._lock:
-            silent = self.robot_time() - self._last_command
-            if self._status is BridgeStatus.READY and silent > self.watchdog_timeout:
-                self._settle()
-                self._status = BridgeStatus.STOPPED
-                self._error = f"watchdog: no command for {silent:.2f} s (limit {self.watchdog_timeout:.2f} s)"
+            self._stop_if_silent(self.robot_time() - self._last_command)
             self._sim.run_until(robot_time)
             self._await_rest()
 

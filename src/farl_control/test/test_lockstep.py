@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from farl_control.bridge import FrankaBridge
+from farl_control.bridge import BridgeStatus, FrankaBridge
 from farl_control.config import BridgeConfig
 
 TICKS = 12
@@ -63,5 +63,23 @@ def test_lockstep_calls_need_a_lockstep_sim() -> None:
         t = bridge.robot_time()
         time.sleep(0.05)
         assert bridge.robot_time() > t  # the ordinary franky-sim runs on by itself
+    finally:
+        bridge.close()
+
+
+def test_the_watchdog_stops_the_arm_at_a_tick_when_commands_stop() -> None:
+    bridge = FrankaBridge.connect(BridgeConfig(robot="sim"), realtime=False, lockstep=True)
+    try:
+        bridge.reset()
+        start = bridge.robot_time()
+        bridge.command(np.array([0.02, 0.0, 0.0]))
+        ticks = 0
+        while bridge.status is BridgeStatus.READY and ticks < 10:  # ticks with no command: the policy went silent
+            ticks += 1
+            bridge.advance_to(start + ticks * PERIOD)
+        assert bridge.status is BridgeStatus.STOPPED
+        assert "watchdog" in bridge.state().error
+        # checked at the tick that starts after more than watchdog_timeout of silence, not by the wall clock
+        assert ticks == int(bridge.watchdog_timeout / PERIOD + 1e-9) + 2
     finally:
         bridge.close()
