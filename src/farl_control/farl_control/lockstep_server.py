@@ -28,7 +28,7 @@ What libfranka does that this has to respect (found by experiment, libfranka in 
     its clock with the wall clock: in lock-step the robot clock is `steps` (1 ms each).
 
 franky-sim has no hooks for this: the waiting loop calls its servers' command parsing directly
-(name-mangled methods of franky_sim 1.0.x; `doctor` names the version).
+(name-mangled methods of franky-sim 1.0.4, pinned in constraints.txt; an upgrade reruns test_lockstep.py).
 """
 
 from __future__ import annotations
