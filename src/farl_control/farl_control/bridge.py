@@ -339,7 +339,8 @@ class FrankaBridge:
 
     @property
     def _sim(self) -> EmbeddedFrankaSim:
-        assert self.server is not None and self.server.lockstep
+        if self.server is None or not self.server.lockstep:
+            raise FarlError("advance_to needs franky-sim in lock-step: FrankaBridge.connect(config, lockstep=True)")
         return self.server
 
     def _await_rest(self) -> None:

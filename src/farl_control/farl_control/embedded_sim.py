@@ -272,7 +272,7 @@ class EmbeddedFrankaSim:
     def _lockstep_server(self) -> LockstepServer:
         server = self._running_server
         if not isinstance(server, LockstepServer):
-            raise FarlError("franky-sim was started without lockstep: true; the lock-step calls need it")
+            raise FarlError("franky-sim was started without lockstep=True; the lock-step calls need it")
         return server
 
     @property

@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import threading
 import time
 from collections.abc import Callable
 
@@ -161,14 +160,13 @@ class LockstepServer(SimulationServer):
                             "without it, connect with lockstep=False")
         super().__init__(sim)
         self._idle = idle
-        self._lock = threading.Condition()
         self.steps = 0
-        self._limit: int | None = 1
+        self._limit: int | None = 1  # set by one thread, read by the loop: a plain attribute is enough
         self.stalls = 0
+        """Waits for libfranka's answer that outlasted ANSWER_TIMEOUT_S (then the step went ahead)."""
         self.longest_hold_s = 0.0
         """The longest wall-clock wait at a limit with a motion running: libfranka drops the connection at about
         1 s, so a control loop must not think longer than that in one tick."""
-        """Waits for libfranka's answer that outlasted ANSWER_TIMEOUT_S (then the step went ahead)."""
 
     def init(self) -> None:
         for robot in self.sim.robots:
@@ -191,18 +189,13 @@ class LockstepServer(SimulationServer):
 
     def allow(self, limit: int | None) -> None:
         """Step up to `limit` steps in all (None: only while the arm or the gripper moves)."""
-        with self._lock:
-            self._limit = limit
+        self._limit = limit
 
     @property
     def at_rest(self) -> bool:
         """Waiting at its limit (or, without one, with nothing moving), libfranka's last state answered."""
         server = self.robot_server
-        if server.awaiting_answer:
-            return False
-        if self._limit is None:
-            return not server.current_motion_id and not server.gripper_busy
-        return self.steps >= self._limit
+        return not server.awaiting_answer and self._held(server)
 
     def run_once(self, realtime: bool | float = False) -> None:
         del realtime  # lock-step is paced by its clients, never by the wall clock
@@ -236,8 +229,10 @@ class LockstepServer(SimulationServer):
             if server.client_backlog:
                 return True
             server.opening_unread = False
-        if server.awaiting_answer:
-            return True
+        return server.awaiting_answer or self._held(server)
+
+    def _held(self, server: LockstepRobotServer) -> bool:
+        """The limit forbids the next step: reached, or (no limit) nothing moves."""
         limit = self._limit
         if limit is None:
             return not server.current_motion_id and not server.gripper_busy

@@ -12,9 +12,11 @@ import random
 import time
 
 import numpy as np
+import pytest
 
 from farl_control.bridge import BridgeStatus, FrankaBridge
 from farl_control.config import BridgeConfig
+from farl_core.errors import FarlError
 
 TICKS = 12
 PERIOD = 0.2
@@ -63,6 +65,8 @@ def test_lockstep_calls_need_a_lockstep_sim() -> None:
         t = bridge.robot_time()
         time.sleep(0.05)
         assert bridge.robot_time() > t  # the ordinary franky-sim runs on by itself
+        with pytest.raises(FarlError, match="lockstep=True"):
+            bridge.advance_to(t + PERIOD)
     finally:
         bridge.close()
 
