@@ -398,7 +398,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "loop":
         from farl.bench_loop import bench_loop
         results = bench_loop(args.tasks[0] if args.tasks != BENCH_TASKS else "fragile-push-wall",
-                             episodes=args.episodes if args.episodes != 100 else 3)
+                             episodes=args.episodes if args.episodes != 100 else 3,
+                             config=Path(args.config) if args.config else None)
         step, render, share = results["step"], results["render"], results["step_share_of_period"]
         print(f"{results['task']}: {results['ticks']} ticks; loop step p50 {step['p50_ms']:.1f} ms, p99 "
               f"{step['p99_ms']:.1f} ms ({share['p50_ms'] * 100:.0f}% / {share['p99_ms'] * 100:.0f}% of the "
@@ -407,7 +408,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "graph":
         from farl.bench_graph import bench_graph
         results = bench_graph(args.tasks[0] if args.tasks != BENCH_TASKS else "fragile-push-wall",
-                              episodes=args.episodes if args.episodes != 100 else 3)
+                              episodes=args.episodes if args.episodes != 100 else 3,
+                              config=Path(args.config) if args.config else None)
         graph, runner = results["graph"]["latency"], results["runner"]["step"]
         print(f"{results['task']}: graph tick -> command applied p50 {graph['p50_ms']:.1f} ms, p99 "
               f"{graph['p99_ms']:.1f} ms ({results['graph']['commands']} commands); synchronous runner step p50 "
@@ -643,7 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--pretrain-only", action="store_true", help="franka: stop after the demos and pretraining")
     bench.add_argument("--config", help="failurebench: parameter file with a farl_failurebench section "
                        "(default: config/failurebench.yaml); franka: with a farl_franka_bench section "
-                       "(default: config/franka_bench.yaml)")
+                       "(default: config/franka_bench.yaml); loop, graph: the runtime's parameter file "
+                       "(default: config/farl.yaml)")
     bench.set_defaults(func=cmd_bench)
     return parser
 
