@@ -629,7 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default all three); loop: the Franka task (default fragile-push-wall)")
     bench.add_argument("--methods", nargs="+", default=["uni-o4", "farl", "rec-rl", "mppi"],
                        help="failurebench: uni-o4 farl rec-rl mppi ppo-lag fosp; shielded: farl rec-rl mppi fosp "
-                       "farl-scripted (FARL's critic with the scripted recovery in place of the learned one)")
+                       "farl-scripted (FARL's critic with the scripted recovery in place of the learned one), "
+                       "farl-gated (FARL's shield with recovery_must_lower_risk)")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="failurebench: online seeds")
     bench.add_argument("--frames", type=int, default=40, help="perception: frames (default 40)")
     bench.add_argument("--seconds", type=float, default=20.0, help="recorder: seconds per recorded episode (default "

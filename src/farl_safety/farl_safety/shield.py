@@ -56,6 +56,10 @@ class ShieldConfig:
 
     eps_safe: float = param(0.3, gt=0.0)  # pick with `farl calibrate` for a target failure recall
     update_with: Literal["executed", "proposed"] = "executed"
+    # ours: swap the recovery in only where the critic rates the recovery's action less risky than the
+    # task action (for C_H: the same imagined rollout of the task policy after either first action); where
+    # it does not, the recovery cannot help from there (a ball already rolling out) and the task acts.
+    recovery_must_lower_risk: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,12 @@ class Shield:
         unsafe = risk > self.config.eps_safe
         executed = act_t.clone()
         if bool(unsafe.any()):
-            executed[unsafe] = self.recovery.mean(obs_t[unsafe])
+            recovery = self.recovery.mean(obs_t[unsafe])
+            if self.config.recovery_must_lower_risk:
+                lowers = self.critic.risk(obs_t[unsafe], recovery) < risk[unsafe]
+                unsafe[unsafe.clone()] = lowers
+                recovery = recovery[lowers]
+            executed[unsafe] = recovery
         latency = time.perf_counter() - start
         verdicts = [Verdict(float(r), self.config.eps_safe, bool(u), "recovery" if u else "task", latency)
                     for r, u in zip(risk.tolist(), unsafe.tolist(), strict=True)]

@@ -107,6 +107,21 @@ def test_shield_overrides_exactly_above_eps_safe() -> None:
     assert executed[1, 0] == pytest.approx(expected)
 
 
+def test_gated_shield_swaps_the_recovery_in_only_where_it_lowers_the_risk() -> None:
+    obs, proposed = np.zeros((2, 2), dtype=np.float32), np.array([[-1.0], [1.0]], dtype=np.float32)
+    gated = ShieldConfig(eps_safe=0.35, recovery_must_lower_risk=True)
+    # C_H of the proposed 1.0 is 0.4; a recovery action of -1.0 scores 0.3 (its first step is safe).
+    executed, verdicts = Shield(critic(1.0), ConstantPolicy(-1.0), gated).filter(obs, proposed)
+    assert [v.overridden for v in verdicts] == [False, True] and executed[:, 0].tolist() == [-1.0, -1.0]
+    # A recovery action of 0.5 scores 0.4 too: no lower, so the task keeps control.
+    executed, verdicts = Shield(critic(1.0), ConstantPolicy(0.5), gated).filter(obs, proposed)
+    assert [v.overridden for v in verdicts] == [False, False] and executed[:, 0].tolist() == [-1.0, 1.0]
+    assert verdicts[1].risk == pytest.approx(0.4) and verdicts[1].source == "task"
+    # Ungated, the same futile recovery is swapped in.
+    executed, verdicts = Shield(critic(1.0), ConstantPolicy(0.5), ShieldConfig(eps_safe=0.35)).filter(obs, proposed)
+    assert [v.overridden for v in verdicts] == [False, True] and executed[1, 0] == 0.5
+
+
 def test_critic_refuses_a_policy_for_another_task() -> None:
     other = TaskSpec(name="Other", observation_names=("x", "y"), action_names=("ax",),
                      action_low=(-1.0,), action_high=(1.0,))

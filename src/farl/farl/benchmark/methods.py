@@ -34,7 +34,7 @@ from farl_policy.ppo_lagrangian import PPOLagrangian
 from farl_safety.mppi import MPPIPlanner
 from farl_safety.recovery_rl import QRiskCritic
 from farl_safety.safety_critic import SafetyCritic
-from farl_safety.shield import ActionFilter, RecoveryActor, RiskCritic, Shield, ShieldConfig
+from farl_safety.shield import ActionFilter, RecoveryActor, RiskCritic, Shield
 from farl_safety.world_model import WorldModel
 
 METHODS = ("uni-o4", "farl", "rec-rl", "mppi", "ppo-lag", "fosp")
@@ -74,7 +74,7 @@ def build_shield(method: str, task: Task, root: Path, config: FailureBenchConfig
                                                   spec=task.spec)
     if method == "mppi":
         recovery = MPPIPlanner(model, replace(config.mppi, eps_safe=threshold), seed=seed)
-    return Shield(critic, recovery, ShieldConfig(eps_safe=threshold, update_with=config.training.shield.update_with))
+    return Shield(critic, recovery, replace(config.training.shield, eps_safe=threshold))
 
 
 def deployed_filter(method: str, task: Task, root: Path, config: FailureBenchConfig,

@@ -17,6 +17,7 @@ recovery policy has not learned its demos.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -33,7 +34,7 @@ from farl_policy.gaussian import GaussianPolicy
 from farl_safety.shield import ActionFilter, Shield
 from farl_sim.recording import Controller
 
-SHIELDED = ("farl", "rec-rl", "mppi", "fosp", "farl-scripted")
+SHIELDED = ("farl", "rec-rl", "mppi", "fosp", "farl-scripted", "farl-gated")
 
 
 def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, methods: Sequence[str] = SHIELDED,
@@ -55,7 +56,10 @@ def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, me
                                                    f"{task_name} fosp policy alone")
             results[method] = _rollouts(env, offline, expansion, episodes, seed, progress, f"{task_name} fosp")
             continue
-        shield = build_shield(method.removesuffix("-scripted"), task, root, config, policy, seed)
+        shield = build_shield(method.split("-")[0] if method.startswith("farl") else method, task, root, config,
+                              policy, seed)
+        if method == "farl-gated":
+            shield = Shield(shield.critic, shield.recovery, replace(shield.config, recovery_must_lower_risk=True))
         if method == "farl-scripted":
             shield = Shield(shield.critic, ScriptedRecovery(task.spec, task.recovery(env)), shield.config)
         results[method] = _rollouts(env, policy, shield, episodes, seed, progress, f"{task_name} {method}")
