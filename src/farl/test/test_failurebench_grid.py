@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -215,3 +220,46 @@ def test_a_rerun_gives_the_same_pretraining_and_runs_bit_for_bit_whatever_the_jo
     assert [name for name in first if first[name] != again[name]] == []
     for method in ("farl", "uni-o4", "fosp"):
         assert outputs(grid / "point-mass" / method) == outputs(tmp_path / "point-mass" / method)
+
+
+WORKER = '''
+import os, sys, time
+from pathlib import Path
+
+def worker(threads, folder):
+    (Path(folder) / str(os.getpid())).write_text("")
+    time.sleep(120)
+'''
+
+PARENT = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+from farl.benchmark.grid import run_parallel
+from sleeper import worker
+run_parallel(worker, [(sys.argv[1],), (sys.argv[1],)], jobs=2, threads=1, desc="", progress=False)
+'''
+
+
+def test_killing_the_grid_process_stops_its_workers(tmp_path: Path) -> None:
+    (tmp_path / "sleeper.py").write_text(WORKER)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := [int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()]) < 2:
+            assert time.monotonic() < deadline and parent.poll() is None, "the workers did not start"
+            time.sleep(0.2)
+        os.kill(parent.pid, signal.SIGKILL)  # no handler in the parent runs: the kernel tells the workers
+        parent.wait(10)
+        deadline = time.monotonic() + 20
+        while alive := [pid for pid in workers if Path(f"/proc/{pid}").exists() and not _zombie(pid)]:
+            assert time.monotonic() < deadline, f"workers {alive} outlived the killed grid process"
+            time.sleep(0.2)
+    finally:
+        parent.kill()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (FileNotFoundError, IndexError):
+        return True
