@@ -40,6 +40,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from farl.benchmark.grid import die_with_parent
 from farl.benchmark.pretrain import split_episodes
 from farl.config_files import default_config_path
 from farl.demo_recording import DemoRequest, record_demos
@@ -163,7 +164,7 @@ def _online(task_name: str, root: Path, out: Path, episodes: int, jobs: int, pro
     bars = {method: tqdm(total=episodes, desc=f"{method} {task_name}", unit="episode", position=k,
                          disable=not progress) for k, method in enumerate(METHODS)}
     # spawn, not fork: MuJoCo GL contexts and torch thread pools do not survive a fork
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=die_with_parent) as pool:
         def submit(method: str) -> Future:
             return pool.submit(worker, ONLINE_TORCH_THREADS, task_name, method, root, out / method, episodes)
 

@@ -129,18 +129,19 @@ def run_parallel(worker: Callable[..., Any], calls: list[tuple], jobs: int, thre
     else:
         # spawn, not fork: MuJoCo GL contexts and torch thread pools do not survive a fork.
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                 initializer=_die_with_parent) as pool:
+                                 initializer=die_with_parent) as pool:
             for future in as_completed([pool.submit(worker, threads, *args) for args in calls]):
                 future.result()
                 bar.update()
     bar.close()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Pool initializer: a worker gets SIGTERM when the grid process dies, however it died.
 
     Without it, `kill <grid pid>` leaves the workers running their runs to the end, writing into run
-    folders that a restarted grid is writing too.  Linux only (prctl); elsewhere a no-op.
+    folders that a restarted grid is writing too (`farl bench franka`'s pool uses it as well).  Linux
+    only (prctl); elsewhere a no-op.
     """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
