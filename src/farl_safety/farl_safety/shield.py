@@ -9,6 +9,9 @@ Both parts are interfaces, so the paper's ablations (section V.A) plug into the 
 `RiskCritic` is met by the world-model `SafetyCritic` and by Recovery-RL's Q-risk critic
 ("Rec-RL"); `RecoveryActor` by the recovery `GaussianPolicy` and by the MPPI planner ("MPPI").
 
+With `recovery_must_lower_risk`, an alarm swaps the recovery in only where the same critic rates the
+recovery's action less risky than the proposed one; otherwise the task action runs.
+
 How the task policy learns from a replaced step is the `update_with` option:
   "executed"  train on the recovery action that was actually executed, with its log-probability
               under the task policy: FARL's action correction (paper Theorem 1), the default.
@@ -112,15 +115,16 @@ class Shield:
         act_t = torch.as_tensor(spec.check_action(proposed, "proposed action"))
         risk = self.critic.risk(obs_t, act_t)
         unsafe = risk > self.config.eps_safe
+        overridden = unsafe.clone()
         executed = act_t.clone()
         if bool(unsafe.any()):
             recovery = self.recovery.mean(obs_t[unsafe])
             if self.config.recovery_must_lower_risk:
                 lowers = self.critic.risk(obs_t[unsafe], recovery) < risk[unsafe]
-                unsafe[unsafe.clone()] = lowers
+                overridden[unsafe] = lowers
                 recovery = recovery[lowers]
-            executed[unsafe] = recovery
+            executed[overridden] = recovery
         latency = time.perf_counter() - start
-        verdicts = [Verdict(float(r), self.config.eps_safe, bool(u), "recovery" if u else "task", latency)
-                    for r, u in zip(risk.tolist(), unsafe.tolist(), strict=True)]
+        verdicts = [Verdict(float(r), self.config.eps_safe, bool(o), "recovery" if o else "task", latency)
+                    for r, o in zip(risk.tolist(), overridden.tolist(), strict=True)]
         return executed.numpy(), verdicts
