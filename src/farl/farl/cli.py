@@ -355,8 +355,9 @@ def cmd_bench_shielded(args: argparse.Namespace) -> int:
             raise FarlError(f"{root} holds no FOSP offline phase (run `farl bench failurebench --tasks {task} "
                             "--methods fosp` first, or leave fosp out of --methods)")
         results[task] = shielded_rollouts(task, root, config, methods, args.episodes, progress=True)
-    path = out / "shielded.json"  # one entry per task: earlier measurements of other tasks are kept
-    write_json(path, {**(json.loads(path.read_text()) if path.is_file() else {}), **results})
+    path = out / "shielded.json"  # one entry per task and shield: earlier measurements of others are kept
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    write_json(path, earlier | {task: earlier.get(task, {}) | by_shield for task, by_shield in results.items()})
     print(f"failure rate (override share) of the pretrained policy's sampled actions, {args.episodes} episodes\n")
     columns = list(next(iter(results.values())))
     print("| task | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))

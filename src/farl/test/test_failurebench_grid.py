@@ -173,15 +173,18 @@ def test_recovery_demos_are_as_many_as_configured_and_the_cli_makes_them_from_a_
 
 
 def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    earlier = {"bounded-push": {"none": {"failure_rate": 0.5, "override_share": 0.0, "episodes": 100}}}
+    earlier = {"bounded-push": {"none": {"failure_rate": 0.5, "override_share": 0.0, "episodes": 100}},
+               "point-mass": {"rec-rl": {"failure_rate": 0.25, "override_share": 0.1, "episodes": 4}}}
     (grid / "shielded.json").write_text(json.dumps(earlier))
     assert cli.main(["bench", "shielded", "--tasks", "point-mass", "--methods", "uni-o4", "farl", "mppi", "fosp",
                      "farl-scripted", "farl-gated", "--episodes", "4", "--out", str(grid)]) == 0
     measured = json.loads((grid / "shielded.json").read_text())
     assert measured["bounded-push"] == earlier["bounded-push"]  # another task's measurement is kept
     results = measured["point-mass"]
-    # uni-o4 is the unshielded row; FOSP's own offline policy is measured alone and inside its expansion
-    assert set(results) == {"none", "farl", "mppi", "fosp-unshielded", "fosp", "farl-scripted", "farl-gated"}
+    # uni-o4 is the unshielded row; FOSP's own offline policy is measured alone and inside its expansion;
+    # rec-rl, measured earlier and not this time, is kept
+    assert set(results) == {"none", "farl", "mppi", "fosp-unshielded", "fosp", "farl-scripted", "farl-gated", "rec-rl"}
+    assert results["rec-rl"] == earlier["point-mass"]["rec-rl"]
     assert results["none"]["override_share"] == 0.0 and results["fosp-unshielded"]["override_share"] == 0.0
     assert 0.0 < results["farl"]["override_share"] <= 1.0  # eps_safe is calibrated to flag some steps
     assert 0.0 < results["farl-scripted"]["override_share"] <= 1.0  # the same critic, the script behind it

@@ -40,7 +40,6 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from farl.benchmark.grid import die_with_parent
 from farl.benchmark.pretrain import split_episodes
 from farl.config_files import default_config_path
 from farl.demo_recording import DemoRequest, record_demos
@@ -53,6 +52,7 @@ from farl_core.config import param, read_yaml, to_mapping
 from farl_core.datasets import load_dataset
 from farl_core.errors import FarlError
 from farl_core.transitions import Transitions
+from farl_core.worker_processes import die_with_parent
 from farl_policy.gaussian import GaussianPolicy
 from farl_safety.calibration import calibrate
 from farl_safety.safety_critic import SafetyCritic

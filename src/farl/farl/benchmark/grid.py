@@ -15,12 +15,8 @@ depend on `jobs`, the order the runs finish in, or the machine's core count.
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import shutil
-import signal
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -39,8 +35,7 @@ from farl.tasks import get_task
 from farl.training import write_json
 from farl_core.config import to_mapping
 from farl_core.errors import FarlError
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+from farl_core.worker_processes import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -134,19 +129,6 @@ def run_parallel(worker: Callable[..., Any], calls: list[tuple], jobs: int, thre
                 future.result()
                 bar.update()
     bar.close()
-
-
-def die_with_parent() -> None:
-    """Pool initializer: a worker gets SIGTERM when the grid process dies, however it died.
-
-    Without it, `kill <grid pid>` leaves the workers running their runs to the end, writing into run
-    folders that a restarted grid is writing too (`farl bench franka`'s pool uses it as well).  Linux
-    only (prctl); elsewhere a no-op.
-    """
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() == 1:  # the parent died before the call: nothing would signal this worker
-            os._exit(1)
 
 
 def _pin_config(out: Path, config: FailureBenchConfig, steps: int) -> None:
