@@ -12,6 +12,9 @@ in place of the recovery policy learned from them.  It tells the two ways a shie
 apart: if the script fails as often as the learned policy, the critic fires too late or the recovery
 strategy cannot work from where it fires (more demos will not help); if the script fails less, the
 recovery policy has not learned its demos.
+
+"farl-gated" is FARL's shield with `recovery_must_lower_risk` (shield.py): it tells whether the alarms
+the gate lets through unanswered were ones the recovery could not have helped with.
 """
 
 from __future__ import annotations
