@@ -59,8 +59,7 @@ def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, me
                                                    f"{task_name} fosp policy alone")
             results[method] = _rollouts(env, offline, expansion, episodes, seed, progress, f"{task_name} fosp")
             continue
-        shield = build_shield(method.split("-")[0] if method.startswith("farl") else method, task, root, config,
-                              policy, seed)
+        shield = build_shield("farl" if method.startswith("farl") else method, task, root, config, policy, seed)
         if method == "farl-gated":
             shield = Shield(shield.critic, shield.recovery, replace(shield.config, recovery_must_lower_risk=True))
         if method == "farl-scripted":
