@@ -1,6 +1,6 @@
 """`farl bench franka` end to end at a toy budget: demos, pretraining, FARL and Uni-O4 online runs, report, resume.
 
-The budget (one or two demo episodes, tens of gradient steps, two online episodes per method) says
+The budget (one or two demo episodes per role, tens of gradient steps, one online episode per method) says
 nothing about what fine-tuning achieves; BENCHMARKS.md has the full-budget figures.  What it checks
 is the pipeline: every stage runs on the hardware path and writes its files, FARL's run carries the
 shield and Uni-O4's does not, the report has both, and a rerun resumes instead of redoing anything.
@@ -26,7 +26,7 @@ farl_franka_bench:
     failure_demos: 2
     recovery_demos: 1
     camera: ground-truth
-    episodes: 2
+    episodes: 1
     training:
       offline:
         bc: {ensemble_size: 2, steps: 10}
@@ -63,13 +63,13 @@ def test_the_bench_pretrains_runs_both_methods_and_reports(finished) -> None:
     eps_safe = json.loads((pretrain / "calibration.json").read_text())["eps_safe"]
     assert f"eps_safe: {eps_safe}" in (pretrain / "farl.yaml").read_text()
     rows = {r["method"]: r for r in csv.DictReader((out / "franka.csv").open())}
-    assert set(rows) == {"farl", "uni-o4"} and all(int(r["episodes"]) == 2 for r in rows.values())
+    assert set(rows) == {"farl", "uni-o4"} and all(int(r["episodes"]) == 1 for r in rows.values())
     assert int(rows["uni-o4"]["overrides"]) == 0  # no shield
     farl_run = json.loads((out / TASK / "farl" / "run.json").read_text())["identity"]
     uni_run = json.loads((out / TASK / "uni-o4" / "run.json").read_text())["identity"]
     assert farl_run["recovery_policy"] and not uni_run["recovery_policy"]
     assert farl_run["task_policy"] == uni_run["task_policy"]  # both from the same pretrained policy
-    assert "| bounded-soccer | farl | 2 |" in proc.stdout and "paper target: at most 0.27x" in proc.stdout
+    assert "| bounded-soccer | farl | 1 |" in proc.stdout and "paper target: at most 0.27x" in proc.stdout
     assert (out / "franka.png").stat().st_size > 0 and "farl_over_uni_o4_failures" in json.loads(
         (out / "franka.json").read_text())
 

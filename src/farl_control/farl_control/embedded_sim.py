@@ -240,7 +240,8 @@ class EmbeddedFrankaSim:
         line = f"franky-sim's loop: last step {since:.2f} s ago, longest pause {self.longest_pause_s:.2f} s"
         if isinstance(server, LockstepServer):
             line += (f"; lock-step: longest wait for the control loop with a motion running "
-                     f"{server.longest_hold_s:.2f} s (libfranka's limit: 1 s)")
+                     f"{server.longest_hold_s:.2f} s (libfranka's limit: 1 s), {server.forced_steps} steps forced, "
+                     f"longest gap between two polls {server.longest_gap_s:.2f} s")
         return line
 
     def _run_jobs(self, sim: MujocoSimulator) -> None:

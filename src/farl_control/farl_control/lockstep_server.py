@@ -16,7 +16,8 @@ While it waits it keeps reading commands (a stop, a new motion, a gripper comman
 this instant, not at whichever step they would have reached), runs `idle` (the embedded sim's
 jobs: camera renders, object placement) and, when no motion runs, re-sends the unchanged state
 so libfranka's state reads (readOnce) are answered.  libfranka drops a motion whose state stops
-for its receive timeout (about 1 s): a limit must be lifted within that.
+for its receive timeout (1 s): a limit held longer than HOLD_LIMIT_S with a motion running lets a
+step go ahead anyway (a starved control loop costs the run its exactness, not the connection).
 
 What libfranka does that this has to respect (found by experiment, libfranka in franky 2.0):
   - the first state of a new motion is read by startMotion and never answered; the control loop
@@ -56,6 +57,10 @@ UDP_TABLE = "/proc/net/udp"
 ANSWER_TIMEOUT_S = 5.0
 """Longest wait for libfranka's answer before the step goes ahead anyway (counted in `stalls`, logged): only a
 starved or dead client takes that long, and a run that stepped on is no longer exact."""
+HOLD_LIMIT_S = 0.7
+"""Longest wall-clock wait at a limit with a motion running before one step goes ahead anyway (counted in
+`forced_steps`, logged): libfranka drops a motion whose states stop for 1 s, so a control loop starved that long
+(a CPU shared with other work) would otherwise cost the connection; the run is then no longer exact."""
 
 
 class LockstepRobotServer(FrankaRobotServer):
@@ -164,6 +169,11 @@ class LockstepServer(SimulationServer):
         self._limit: int | None = 1  # set by one thread, read by the loop: a plain attribute is enough
         self.stalls = 0
         """Waits for libfranka's answer that outlasted ANSWER_TIMEOUT_S (then the step went ahead)."""
+        self.forced_steps = 0
+        """Steps taken at a limit because the control loop held a running motion for HOLD_LIMIT_S."""
+        self.longest_gap_s = 0.0
+        """The longest wall-clock gap between two polls of a wait (they come every POLL_S when this thread runs):
+        a long one is this thread starved of the CPU or of the GIL, which no waiting rule can make up for."""
         self.longest_hold_s = 0.0
         """The longest wall-clock wait at a limit with a motion running: libfranka drops the connection at about
         1 s, so a control loop must not think longer than that in one tick."""
@@ -201,17 +211,27 @@ class LockstepServer(SimulationServer):
         del realtime  # lock-step is paced by its clients, never by the wall clock
         server = self.robot_server
         server._pre_process_commands()
-        resent = started = time.monotonic()
+        resent = started = polled = time.monotonic()
+        moving_since: float | None = None  # when this wait first saw a motion running
         while self.running:
             server.poll()
             self._idle()
             if not self._waiting(server):
                 break
             now = time.monotonic()
+            self.longest_gap_s = max(self.longest_gap_s, now - polled)
+            polled = now
+            if server.current_motion_id and moving_since is None:
+                moving_since = now
             if server.awaiting_answer and now - started > ANSWER_TIMEOUT_S:
                 self.stalls += 1
                 log.warning("lock-step: no answer to state %d after %.1f s; stepping on", server.last_motion_state,
                             now - started)
+                break
+            if self._starving_libfranka(server, moving_since, now):
+                self.forced_steps += 1
+                log.warning("lock-step: the control loop held a running motion for %.1f s; stepping on before "
+                            "libfranka's 1 s timeout drops it (this run is no longer exact)", now - moving_since)
                 break
             if now - resent >= RESEND_IDLE_S:
                 server.send_idle_state()
@@ -219,10 +239,17 @@ class LockstepServer(SimulationServer):
             time.sleep(POLL_S)
         else:
             return
-        if server.current_motion_id:
-            self.longest_hold_s = max(self.longest_hold_s, time.monotonic() - started)
+        if moving_since is not None:
+            self.longest_hold_s = max(self.longest_hold_s, time.monotonic() - moving_since)
         self._step()
         server.send_state()
+
+    @staticmethod
+    def _starving_libfranka(server: LockstepRobotServer, moving_since: float | None, now: float) -> bool:
+        """Held at a limit (libfranka has answered, its opening state is read) with a motion running for
+        HOLD_LIMIT_S: libfranka waits for a state that only a step sends."""
+        return (moving_since is not None and now - moving_since > HOLD_LIMIT_S and bool(server.current_motion_id)
+                and not server.awaiting_answer and not server.opening_unread)
 
     def _waiting(self, server: LockstepRobotServer) -> bool:
         if server.opening_unread:

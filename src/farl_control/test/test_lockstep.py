@@ -9,6 +9,7 @@ state, command, `advance_to` the next tick.  Without lock-step the same script d
 from __future__ import annotations
 
 import random
+import re
 import time
 
 import numpy as np
@@ -85,5 +86,27 @@ def test_the_watchdog_stops_the_arm_at_a_tick_when_commands_stop() -> None:
         assert "watchdog" in bridge.state().error
         # checked at the tick that starts after more than watchdog_timeout of silence, not by the wall clock
         assert ticks == int(bridge.watchdog_timeout / PERIOD + 1e-9) + 2
+    finally:
+        bridge.close()
+
+
+def test_a_control_loop_starved_past_libfrankas_timeout_keeps_the_connection() -> None:
+    """A tick that thinks longer than libfranka's 1 s receive timeout (a CPU busy with other work) costs the run
+    its exactness (forced steps, counted), not the connection: without them libfranka drops the motion."""
+    bridge = FrankaBridge.connect(BridgeConfig(robot="sim"), realtime=False, lockstep=True)
+    try:
+        assert bridge.server is not None
+        bridge.reset()
+        start = bridge.robot_time()
+        bridge.command(np.array([0.02, 0.0, 0.0]))
+        bridge.advance_to(start + PERIOD)
+        bridge.command(np.array([0.02, 0.0, 0.0]))
+        motions = bridge.server.motions_started
+        time.sleep(1.5)  # held at the tick with the motion running
+        assert bridge.robot.is_in_control and not bridge.robot.has_errors
+        forced = re.search(r"(\d+) steps forced", bridge.server.health())
+        assert forced is not None and int(forced.group(1)) >= 1
+        bridge.advance_to(start + 2 * PERIOD)  # the same motion runs on, ticks resume
+        assert bridge.server.motions_started == motions and bridge.robot_time() == pytest.approx(start + 2 * PERIOD)
     finally:
         bridge.close()
