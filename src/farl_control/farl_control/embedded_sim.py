@@ -239,9 +239,11 @@ class EmbeddedFrankaSim:
         since = time.monotonic() - self._last_step if self._last_step is not None else float("nan")
         line = f"franky-sim's loop: last step {since:.2f} s ago, longest pause {self.longest_pause_s:.2f} s"
         if isinstance(server, LockstepServer):
-            line += (f"; lock-step: longest wait for the control loop with a motion running "
+            line += (f"; lock-step: longest wait with a motion running "
                      f"{server.longest_hold_s:.2f} s (libfranka's limit: 1 s), {server.forced_steps} steps forced, "
                      f"longest gap between two polls {server.longest_gap_s:.2f} s")
+            if (waiting := server.waiting_for) is not None:
+                line += f"; waiting {time.monotonic() - waiting[1]:.2f} s for {waiting[0]}"
         return line
 
     def _run_jobs(self, sim: MujocoSimulator) -> None:

@@ -16,8 +16,9 @@ While it waits it keeps reading commands (a stop, a new motion, a gripper comman
 this instant, not at whichever step they would have reached), runs `idle` (the embedded sim's
 jobs: camera renders, object placement) and, when no motion runs, re-sends the unchanged state
 so libfranka's state reads (readOnce) are answered.  libfranka drops a motion whose state stops
-for its receive timeout (1 s): a limit held longer than HOLD_LIMIT_S with a motion running lets a
-step go ahead anyway (a starved control loop costs the run its exactness, not the connection).
+for its receive timeout (1 s): a wait longer than HOLD_LIMIT_S with a motion running (for the control
+loop, or for an answer that does not come) lets a step go ahead anyway (a starved control loop costs
+the run its exactness, not the connection).
 
 What libfranka does that this has to respect (found by experiment, libfranka in franky 2.0):
   - the first state of a new motion is read by startMotion and never answered; the control loop
@@ -54,13 +55,11 @@ POLL_S = 0.0001
 """Sleep between two polls of the sockets while waiting (libfranka answers within tens of microseconds)."""
 UDP_TABLE = "/proc/net/udp"
 """Linux's table of UDP sockets with their receive queues (LockstepRobotServer.client_backlog)."""
-ANSWER_TIMEOUT_S = 5.0
-"""Longest wait for libfranka's answer before the step goes ahead anyway (counted in `stalls`, logged): only a
-starved or dead client takes that long, and a run that stepped on is no longer exact."""
 HOLD_LIMIT_S = 0.7
-"""Longest wall-clock wait at a limit with a motion running before one step goes ahead anyway (counted in
-`forced_steps`, logged): libfranka drops a motion whose states stop for 1 s, so a control loop starved that long
-(a CPU shared with other work) would otherwise cost the connection; the run is then no longer exact."""
+"""Longest wall-clock wait with a motion running before one step goes ahead anyway (counted in `forced_steps`,
+logged): libfranka drops a motion whose states stop for 1 s, so a control loop starved that long (a CPU shared
+with other work), or an answer that does not come, would otherwise cost the connection; the run is then no
+longer exact."""
 
 
 class LockstepRobotServer(FrankaRobotServer):
@@ -167,10 +166,11 @@ class LockstepServer(SimulationServer):
         self._idle = idle
         self.steps = 0
         self._limit: int | None = 1  # set by one thread, read by the loop: a plain attribute is enough
-        self.stalls = 0
-        """Waits for libfranka's answer that outlasted ANSWER_TIMEOUT_S (then the step went ahead)."""
         self.forced_steps = 0
-        """Steps taken at a limit because the control loop held a running motion for HOLD_LIMIT_S."""
+        """Steps taken because a wait with a motion running (for the control loop or libfranka's answer) outlasted
+        HOLD_LIMIT_S."""
+        self.waiting_for: tuple[str, float] | None = None
+        """What the loop waits for now and since when (time.monotonic()), for a lost connection's error."""
         self.longest_gap_s = 0.0
         """The longest wall-clock gap between two polls of a wait (they come every POLL_S when this thread runs):
         a long one is this thread starved of the CPU or of the GIL, which no waiting rule can make up for."""
@@ -216,22 +216,19 @@ class LockstepServer(SimulationServer):
         while self.running:
             server.poll()
             self._idle()
-            if not self._waiting(server):
+            waiting_for = self._waiting(server)
+            if waiting_for is None:
                 break
             now = time.monotonic()
+            self.waiting_for = (waiting_for, started)
             self.longest_gap_s = max(self.longest_gap_s, now - polled)
             polled = now
             if server.current_motion_id and moving_since is None:
                 moving_since = now
-            if server.awaiting_answer and now - started > ANSWER_TIMEOUT_S:
-                self.stalls += 1
-                log.warning("lock-step: no answer to state %d after %.1f s; stepping on", server.last_motion_state,
-                            now - started)
-                break
             if self._starving_libfranka(server, moving_since, now):
                 self.forced_steps += 1
-                log.warning("lock-step: the control loop held a running motion for %.1f s; stepping on before "
-                            "libfranka's 1 s timeout drops it (this run is no longer exact)", now - moving_since)
+                log.warning("lock-step: waited %.1f s with a motion running for %s; stepping on before libfranka's "
+                            "1 s timeout drops it (this run is no longer exact)", now - moving_since, waiting_for)
                 break
             if now - resent >= RESEND_IDLE_S:
                 server.send_idle_state()
@@ -239,6 +236,7 @@ class LockstepServer(SimulationServer):
             time.sleep(POLL_S)
         else:
             return
+        self.waiting_for = None
         if moving_since is not None:
             self.longest_hold_s = max(self.longest_hold_s, time.monotonic() - moving_since)
         self._step()
@@ -246,17 +244,23 @@ class LockstepServer(SimulationServer):
 
     @staticmethod
     def _starving_libfranka(server: LockstepRobotServer, moving_since: float | None, now: float) -> bool:
-        """Held at a limit (libfranka has answered, its opening state is read) with a motion running for
-        HOLD_LIMIT_S: libfranka waits for a state that only a step sends."""
+        """A motion has been running for HOLD_LIMIT_S of this wait, and the wait is not for libfranka to read a
+        new motion's first state (stepping then would queue a second one beside it): libfranka may be waiting
+        for a state that only a step sends."""
         return (moving_since is not None and now - moving_since > HOLD_LIMIT_S and bool(server.current_motion_id)
-                and not server.awaiting_answer and not server.opening_unread)
+                and not server.opening_unread)
 
-    def _waiting(self, server: LockstepRobotServer) -> bool:
+    def _waiting(self, server: LockstepRobotServer) -> str | None:
+        """What the next step waits for (None: nothing, step now)."""
         if server.opening_unread:
-            if server.client_backlog:
-                return True
+            if backlog := server.client_backlog:
+                return f"libfranka to read a new motion's first state ({backlog} bytes in its socket)"
             server.opening_unread = False
-        return server.awaiting_answer or self._held(server)
+        if server.awaiting_answer:
+            return f"libfranka's answer to state {server.last_motion_state} (last answer {server.last_answer})"
+        if self._held(server):
+            return f"the control loop (step {self.steps}, limit {self._limit})"
+        return None
 
     def _held(self, server: LockstepRobotServer) -> bool:
         """The limit forbids the next step: reached, or (no limit) nothing moves."""
