@@ -175,8 +175,8 @@ class LockstepServer(SimulationServer):
         """The longest wall-clock gap between two polls of a wait (they come every POLL_S when this thread runs):
         a long one is this thread starved of the CPU or of the GIL, which no waiting rule can make up for."""
         self.longest_hold_s = 0.0
-        """The longest wall-clock wait at a limit with a motion running: libfranka drops the connection at about
-        1 s, so a control loop must not think longer than that in one tick."""
+        """The longest wall-clock wait with a motion running: libfranka drops the connection at 1 s; forced steps
+        keep it near HOLD_LIMIT_S unless this thread itself stops running (longest_gap_s)."""
 
     def init(self) -> None:
         for robot in self.sim.robots:
