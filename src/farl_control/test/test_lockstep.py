@@ -104,8 +104,10 @@ def test_a_control_loop_starved_past_libfrankas_timeout_keeps_the_connection() -
         motions = bridge.server.motions_started
         time.sleep(1.5)  # held at the tick with the motion running
         assert bridge.robot.is_in_control and not bridge.robot.has_errors
-        forced = re.search(r"(\d+) steps forced", bridge.server.health())
+        health = bridge.server.health()
+        forced = re.search(r"(\d+) steps forced", health)
         assert forced is not None and int(forced.group(1)) >= 1
+        assert "for the control loop (step" in health  # what lock-step waits for, named in a lost connection's error
         bridge.advance_to(start + 2 * PERIOD)  # the same motion runs on, ticks resume
         assert bridge.server.motions_started == motions and bridge.robot_time() == pytest.approx(start + 2 * PERIOD)
     finally:
