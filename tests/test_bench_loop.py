@@ -26,12 +26,12 @@ farl_policy:
 """
 
 
-def bench(what: str, episodes: int, tmp_path: Path) -> tuple[dict, str]:
-    """`farl bench <what>` with the short-episode config: its JSON figures and what it printed."""
+def bench_loop(episodes: int, tmp_path: Path) -> tuple[dict, str]:
+    """`farl bench loop` with the short-episode config: its JSON figures and what it printed."""
     (tmp_path / "farl.yaml").write_text(CONFIG)
-    out = tmp_path / f"{what}.json"
+    out = tmp_path / "loop.json"
     farl = Path(sys.executable).with_name("farl")
-    run = subprocess.run([str(farl), "bench", what, "--episodes", str(episodes), "--config",
+    run = subprocess.run([str(farl), "bench", "loop", "--episodes", str(episodes), "--config",
                           str(tmp_path / "farl.yaml"), "--out", str(out)], capture_output=True, text=True,
                          timeout=600, env=os.environ | {"MUJOCO_GL": "egl"})
     assert run.returncode == 0, run.stderr[-2000:]
@@ -45,7 +45,7 @@ def acting_ticks(outcomes: list[str], ticks: int) -> bool:
 
 
 def test_bench_loop_reports_the_step_time_of_every_tick_with_no_overrun_in_lock_step(tmp_path: Path) -> None:
-    figures, printed = bench("loop", 1, tmp_path)
+    figures, printed = bench_loop(1, tmp_path)
     assert figures["task"] == "fragile-push-wall" and len(figures["outcomes"]) == 1
     assert acting_ticks(figures["outcomes"], figures["ticks"])  # every acting tick is timed
     step, render = figures["step"], figures["render"]
