@@ -39,6 +39,7 @@ import logging
 import os
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 
 from franky_sim import SimulationServer
@@ -53,6 +54,8 @@ RESEND_IDLE_S = 0.001
 """While waiting with no motion: how often the unchanged state goes out (a real robot's 1 kHz)."""
 POLL_S = 0.0001
 """Sleep between two polls of the sockets while waiting (libfranka answers within tens of microseconds)."""
+TRAIL_LENGTH = 12
+"""Motion events kept for a forced step's warning (LockstepRobotServer.trail)."""
 UDP_TABLE = "/proc/net/udp"
 """Linux's table of UDP sockets with their receive queues (LockstepRobotServer.client_backlog)."""
 HOLD_LIMIT_S = 0.7
@@ -73,6 +76,14 @@ class LockstepRobotServer(FrankaRobotServer):
         self.gripper_commands = 0   # gripper commands taken (move, grasp, homing, stop)
         self._opening_state = False  # the next motion state ends libfranka's startMotion: never answered
         self.opening_unread = False  # that state sent, maybe still in libfranka's socket (see client_backlog)
+        self.trail: deque[str] = deque(maxlen=TRAIL_LENGTH)
+        """The last motion events (start, preempt, finish, opening state read, first answer), each with the id of the
+        state it came before: what a forced step's warning shows, since the wait it ends is one no rule here expects."""
+        self._answered_since_opening = True
+
+    def note(self, event: str) -> None:
+        """Add `event` to the trail, stamped with the id of the next state to go out."""
+        self.trail.append(f"{event} @{self._FrankaServer__message_id}")  # type: ignore[attr-defined]
 
     def _bind_children(self, hostname: str) -> None:
         super()._bind_children(hostname)
@@ -91,15 +102,26 @@ class LockstepRobotServer(FrankaRobotServer):
         super().start_motion(*args, **kwargs)
         self.moves += 1
         self._opening_state = True
+        self.note(f"start motion {self.current_motion_id}")
+
+    def stop_motion(self, send_preemption_signal: bool = True) -> None:
+        if self.current_motion_id:
+            self.note(f"{'preempt' if send_preemption_signal else 'finish'} motion {self.current_motion_id}")
+        super().stop_motion(send_preemption_signal)
 
     def _handle_udp_command(self, command_data: bytes) -> None:
         self.last_answer = struct.unpack_from("<Q", command_data)[0]
+        if not self._answered_since_opening:
+            self._answered_since_opening = True
+            self.note(f"first answer {self.last_answer}")
         super()._handle_udp_command(command_data)
 
     def send_state(self) -> None:
         if self.current_motion_id and self._opening_state:
+            self.note("opening state")
             self._opening_state = False
             self.opening_unread = True
+            self._answered_since_opening = False
         elif self.current_motion_id:
             self.last_motion_state = self._FrankaServer__message_id  # type: ignore[attr-defined]
         super().send_state()
@@ -228,7 +250,8 @@ class LockstepServer(SimulationServer):
             if self._starving_libfranka(server, moving_since, now):
                 self.forced_steps += 1
                 log.warning("lock-step: waited %.1f s with a motion running for %s; stepping on before libfranka's "
-                            "1 s timeout drops it (this run is no longer exact)", now - moving_since, waiting_for)
+                            "1 s timeout drops it (this run is no longer exact); motion %s, last events: %s",
+                            now - moving_since, waiting_for, server.current_motion_id, "; ".join(server.trail))
                 break
             if now - resent >= RESEND_IDLE_S:
                 server.send_idle_state()
@@ -256,6 +279,7 @@ class LockstepServer(SimulationServer):
             if backlog := server.client_backlog:
                 return f"libfranka to read a new motion's first state ({backlog} bytes in its socket)"
             server.opening_unread = False
+            server.note("opening state read")
         if server.awaiting_answer:
             return f"libfranka's answer to state {server.last_motion_state} (last answer {server.last_answer})"
         if self._held(server):

@@ -8,6 +8,7 @@ state, command, `advance_to` the next tick.  Without lock-step the same script d
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -90,9 +91,11 @@ def test_the_watchdog_stops_the_arm_at_a_tick_when_commands_stop() -> None:
         bridge.close()
 
 
-def test_a_control_loop_starved_past_libfrankas_timeout_keeps_the_connection() -> None:
+def test_a_control_loop_starved_past_libfrankas_timeout_keeps_the_connection(caplog: pytest.LogCaptureFixture) -> None:
     """A tick that thinks longer than libfranka's 1 s receive timeout (a CPU busy with other work) costs the run
-    its exactness (forced steps, counted), not the connection: without them libfranka drops the motion."""
+    its exactness (forced steps, counted), not the connection: without them libfranka drops the motion.  The
+    warning names the motion and its last events, so that an unexpected wait can be traced."""
+    caplog.set_level(logging.WARNING, logger="farl_control.lockstep_server")
     bridge = FrankaBridge.connect(BridgeConfig(robot="sim"), realtime=False, lockstep=True)
     try:
         assert bridge.server is not None
@@ -108,6 +111,12 @@ def test_a_control_loop_starved_past_libfrankas_timeout_keeps_the_connection() -
         forced = re.search(r"(\d+) steps forced", health)
         assert forced is not None and int(forced.group(1)) >= 1
         assert "for the control loop (step" in health  # what lock-step waits for, named in a lost connection's error
+        warning = next(r.getMessage() for r in caplog.records if "stepping on" in r.getMessage())
+        trail = re.search(r"motion (\d+), last events: (.*)", warning)
+        assert trail is not None, warning
+        motion = trail.group(1)  # the running motion: started, its opening state read by libfranka, then answered
+        assert re.search(rf"start motion {motion} @(\d+); opening state @\1; opening state read @\d+; first answer \d+",
+                         trail.group(2)), warning
         bridge.advance_to(start + 2 * PERIOD)  # the same motion runs on, ticks resume
         assert bridge.server.motions_started == motions and bridge.robot_time() == pytest.approx(start + 2 * PERIOD)
     finally:
