@@ -46,9 +46,9 @@ def test_keyboard_teleop_moves_only_while_a_key_is_held_and_saves_on_y(tmp_path:
         assert b"press s to start" in screen, screen[-2000:].decode(errors="replace")
         os.write(main, b"s")
         time.sleep(2.0)                       # idle: the deadman holds the arm
-        for _ in range(40):                   # hold i (+x) for 2 s, as a terminal repeats a held key
-            os.write(main, b"i")
-            time.sleep(0.05)
+        for _ in range(80):                   # hold i (+x) for 4 s, as a terminal repeats a held key: at least 5
+            os.write(main, b"i")              # ticks of the 5 Hz loop on a loaded machine too (2 s gave 4 beside
+            time.sleep(0.05)                  # a benchmark on 2 cores)
         time.sleep(2.0)                       # released
         os.write(main, b"y")                  # save as a success
         assert teleop.wait(120) == 0, screen[-2000:].decode(errors="replace")
