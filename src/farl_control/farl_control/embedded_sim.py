@@ -241,6 +241,7 @@ class EmbeddedFrankaSim:
         if isinstance(server, LockstepServer):
             line += (f"; lock-step: longest wait with a motion running "
                      f"{server.longest_hold_s:.2f} s (libfranka's limit: 1 s), {server.forced_steps} steps forced, "
+                     f"{server.resent_states} states resent, "
                      f"longest gap between two polls {server.longest_gap_s:.2f} s")
             if (waiting := server.waiting_for) is not None:
                 line += f"; waiting {time.monotonic() - waiting[1]:.2f} s for {waiting[0]}"

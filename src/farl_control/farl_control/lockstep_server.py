@@ -16,9 +16,10 @@ While it waits it keeps reading commands (a stop, a new motion, a gripper comman
 this instant, not at whichever step they would have reached), runs `idle` (the embedded sim's
 jobs: camera renders, object placement) and, when no motion runs, re-sends the unchanged state
 so libfranka's state reads (readOnce) are answered.  libfranka drops a motion whose state stops
-for its receive timeout (1 s): a wait longer than HOLD_LIMIT_S with a motion running (for the control
-loop, or for an answer that does not come) lets a step go ahead anyway (a starved control loop costs
-the run its exactness, not the connection).
+for its receive timeout (1 s): a wait longer than HOLD_LIMIT_S with a motion running for the control
+loop lets a step go ahead anyway (a starved control loop costs the run its exactness, not the
+connection); for libfranka's answer it sends the unchanged state again under a new id (libfranka reads
+the newest state and answers that one; the physics does not step, so the run stays exact).
 
 What libfranka does that this has to respect (found by experiment, libfranka in franky 2.0):
   - the first state of a new motion is read by startMotion and never answered; the control loop
@@ -59,10 +60,10 @@ TRAIL_LENGTH = 12
 UDP_TABLE = "/proc/net/udp"
 """Linux's table of UDP sockets with their receive queues (LockstepRobotServer.client_backlog)."""
 HOLD_LIMIT_S = 0.7
-"""Longest wall-clock wait with a motion running before one step goes ahead anyway (counted in `forced_steps`,
-logged): libfranka drops a motion whose states stop for 1 s, so a control loop starved that long (a CPU shared
-with other work), or an answer that does not come, would otherwise cost the connection; the run is then no
-longer exact."""
+"""Longest wall-clock wait with a motion running before lock-step acts (logged): libfranka drops a motion whose
+states stop for 1 s.  Waiting for the control loop (a CPU shared with other work), one step goes ahead anyway
+(`forced_steps`; the run is then no longer exact); waiting for libfranka's answer, the unchanged state goes out
+again (`resent_states`; exact)."""
 
 
 class LockstepRobotServer(FrankaRobotServer):
@@ -189,6 +190,10 @@ class LockstepServer(SimulationServer):
         self.steps = 0
         self._limit: int | None = 1  # set by one thread, read by the loop: a plain attribute is enough
         self.forced_steps = 0
+        self.resent_states = 0
+        """Motion states sent again, unchanged, because libfranka had not answered them for HOLD_LIMIT_S: seen once in
+        about eight runs of the main command, libfranka waiting for a newer state after reading a new motion's
+        second one without answering it.  The physics does not step, so the run stays exact."""
         """Steps taken because a wait with a motion running (for the control loop or libfranka's answer) outlasted
         HOLD_LIMIT_S."""
         self.waiting_for: tuple[str, float] | None = None
@@ -247,6 +252,16 @@ class LockstepServer(SimulationServer):
             polled = now
             if server.current_motion_id and moving_since is None:
                 moving_since = now
+            if self._starving_libfranka(server, moving_since, now) and server.awaiting_answer:
+                self.resent_states += 1
+                log.warning("lock-step: libfranka has not answered state %s for %.1f s; sending the unchanged state "
+                            "again under a new id (no step: the run stays exact); motion %s, last events: %s",
+                            server.last_motion_state, now - moving_since, server.current_motion_id,
+                            "; ".join(server.trail))
+                server.note(f"resent state {server.last_motion_state}")
+                server.send_state()  # the same physics under the next id, which libfranka then answers
+                moving_since = now
+                continue
             if self._starving_libfranka(server, moving_since, now):
                 self.forced_steps += 1
                 log.warning("lock-step: waited %.1f s with a motion running for %s; stepping on before libfranka's "

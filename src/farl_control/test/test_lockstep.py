@@ -121,3 +121,37 @@ def test_a_control_loop_starved_past_libfrankas_timeout_keeps_the_connection(cap
         assert bridge.server.motions_started == motions and bridge.robot_time() == pytest.approx(start + 2 * PERIOD)
     finally:
         bridge.close()
+
+
+def test_a_state_libfranka_does_not_answer_is_sent_again_without_a_step(caplog: pytest.LogCaptureFixture) -> None:
+    """libfranka once read a new motion's second state and waited for a newer one without answering (the main
+    command, one run in about eight).  Lock-step then sends the unchanged state under the next id instead of
+    stepping: libfranka answers that one, the connection holds and the simulation's clock has not moved."""
+    caplog.set_level(logging.WARNING, logger="farl_control.lockstep_server")
+    bridge = FrankaBridge.connect(BridgeConfig(robot="sim"), realtime=False, lockstep=True)
+    try:
+        assert bridge.server is not None
+        bridge.reset()
+        robot_server = bridge.server._lockstep_server.robot_server
+        handle, lost = robot_server._handle_udp_command, []
+
+        def lose_one_answer(command: bytes) -> None:  # as if libfranka had never answered that state
+            if not lost:
+                lost.append(command)
+                return
+            handle(command)
+
+        start = bridge.robot_time()
+        bridge.command(np.array([0.02, 0.0, 0.0]))
+        robot_server._handle_udp_command = lose_one_answer  # type: ignore[method-assign]
+        bridge.advance_to(start + PERIOD)
+        assert lost and bridge.robot.is_in_control and not bridge.robot.has_errors
+        assert bridge.robot_time() == pytest.approx(start + PERIOD)
+        health = bridge.server.health()
+        assert "0 steps forced, 1 states resent" in health, health
+        assert any("has not answered state" in r.getMessage() and "no step" in r.getMessage() for r in caplog.records)
+        bridge.command(np.array([0.02, 0.0, 0.0]))
+        bridge.advance_to(start + 2 * PERIOD)  # the motion runs on
+        assert bridge.robot_time() == pytest.approx(start + 2 * PERIOD) and not bridge.robot.has_errors
+    finally:
+        bridge.close()
