@@ -56,7 +56,7 @@ RESEND_IDLE_S = 0.001
 POLL_S = 0.0001
 """Sleep between two polls of the sockets while waiting (libfranka answers within tens of microseconds)."""
 TRAIL_LENGTH = 12
-"""Motion events kept for a forced step's warning (LockstepRobotServer.trail)."""
+"""Motion events kept for the warnings of a forced step or a resent state (LockstepRobotServer.trail)."""
 UDP_TABLE = "/proc/net/udp"
 """Linux's table of UDP sockets with their receive queues (LockstepRobotServer.client_backlog)."""
 HOLD_LIMIT_S = 0.7
@@ -79,7 +79,7 @@ class LockstepRobotServer(FrankaRobotServer):
         self.opening_unread = False  # that state sent, maybe still in libfranka's socket (see client_backlog)
         self.trail: deque[str] = deque(maxlen=TRAIL_LENGTH)
         """The last motion events (start, preempt, finish, opening state read, first answer), each with the id of the
-        state it came before: what a forced step's warning shows, since the wait it ends is one no rule here expects."""
+        state it came before: what the warnings of a forced step or a resent state show, to trace the wait they end."""
         self._answered_since_opening = True
 
     def note(self, event: str) -> None:
@@ -190,12 +190,11 @@ class LockstepServer(SimulationServer):
         self.steps = 0
         self._limit: int | None = 1  # set by one thread, read by the loop: a plain attribute is enough
         self.forced_steps = 0
+        """Steps taken because a wait for the control loop with a motion running outlasted HOLD_LIMIT_S."""
         self.resent_states = 0
         """Motion states sent again, unchanged, because libfranka had not answered them for HOLD_LIMIT_S: seen once in
-        about eight runs of the main command, libfranka waiting for a newer state after reading a new motion's
+        about nine runs of the main command, libfranka waiting for a newer state after reading a new motion's
         second one without answering it.  The physics does not step, so the run stays exact."""
-        """Steps taken because a wait with a motion running (for the control loop or libfranka's answer) outlasted
-        HOLD_LIMIT_S."""
         self.waiting_for: tuple[str, float] | None = None
         """What the loop waits for now and since when (time.monotonic()), for a lost connection's error."""
         self.longest_gap_s = 0.0
@@ -283,8 +282,8 @@ class LockstepServer(SimulationServer):
     @staticmethod
     def _starving_libfranka(server: LockstepRobotServer, moving_since: float | None, now: float) -> bool:
         """A motion has been running for HOLD_LIMIT_S of this wait, and the wait is not for libfranka to read a
-        new motion's first state (stepping then would queue a second one beside it): libfranka may be waiting
-        for a state that only a step sends."""
+        new motion's first state (a second state then would be read with it): libfranka may be waiting for a
+        newer state, which a resend (waiting for its answer) or a step (waiting for the control loop) gives it."""
         return (moving_since is not None and now - moving_since > HOLD_LIMIT_S and bool(server.current_motion_id)
                 and not server.opening_unread)
 
