@@ -251,21 +251,22 @@ class LockstepServer(SimulationServer):
             polled = now
             if server.current_motion_id and moving_since is None:
                 moving_since = now
-            if self._starving_libfranka(server, moving_since, now) and server.awaiting_answer:
-                self.resent_states += 1
-                log.warning("lock-step: libfranka has not answered state %s for %.1f s; sending the unchanged state "
-                            "again under a new id (no step: the run stays exact); motion %s, last events: %s",
-                            server.last_motion_state, now - moving_since, server.current_motion_id,
-                            "; ".join(server.trail))
-                server.note(f"resent state {server.last_motion_state}")
-                server.send_state()  # the same physics under the next id, which libfranka then answers
-                moving_since = now
-                continue
             if self._starving_libfranka(server, moving_since, now):
+                assert moving_since is not None
+                trail = f"motion {server.current_motion_id}, last events: {'; '.join(server.trail)}"
+                if server.awaiting_answer:
+                    self.resent_states += 1
+                    log.warning("lock-step: libfranka has not answered state %s for %.1f s; sending the unchanged "
+                                "state again under a new id (no step: the run stays exact); %s",
+                                server.last_motion_state, now - moving_since, trail)
+                    server.note(f"resent state {server.last_motion_state}")
+                    server.send_state()  # the same physics under the next id, which libfranka then answers
+                    moving_since = now
+                    continue
                 self.forced_steps += 1
                 log.warning("lock-step: waited %.1f s with a motion running for %s; stepping on before libfranka's "
-                            "1 s timeout drops it (this run is no longer exact); motion %s, last events: %s",
-                            now - moving_since, waiting_for, server.current_motion_id, "; ".join(server.trail))
+                            "1 s timeout drops it (this run is no longer exact); %s", now - moving_since, waiting_for,
+                            trail)
                 break
             if now - resent >= RESEND_IDLE_S:
                 server.send_idle_state()
