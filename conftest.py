@@ -14,8 +14,9 @@ seen by another's.
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch._dynamo  # noqa: F401  (before any GL context: see above)
@@ -83,6 +84,26 @@ def ros_context() -> Iterator:
     rclpy.init(context=context)
     yield context
     rclpy.try_shutdown(context=context)
+
+
+_SIMULATOR_LOSSES: list[str] = []
+
+
+def _simulator_lost(detail: str) -> NoReturn:
+    _SIMULATOR_LOSSES.append(detail)
+    message = f"franky-sim lost the robot connection (Net Exception) {detail}"
+    if len(_SIMULATOR_LOSSES) < 2:
+        pytest.fail(message)
+    pytest.skip(f"franky-sim lost the robot connection twice under this machine's load: {detail[:300]}")
+
+
+@pytest.fixture(scope="session")
+def simulator_lost() -> Callable[[str], NoReturn]:
+    """simulator_lost(detail): franky-sim dropped by libfranka ("Net Exception": its Python 1 kHz loop starved for
+    about a second, seen on loaded 2-core machines) is the simulator failing, not the graph: the first time in this
+    worker a failure (the tests that use it rerun once), the second a skip that says so, so that a starved CI
+    machine does not hide every other result. README, Limitations."""
+    return _simulator_lost
 
 
 @pytest.fixture(scope="session")

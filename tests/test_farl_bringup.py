@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,29 +20,59 @@ CHECKPOINTS = REPO / "checkpoints" / "franka" / "bounded-soccer" / "pretrain"
 OUTCOMES = ("success", "ir_failure", "timeout", "aborted")
 
 
-def test_farl_bringup_runs_the_node_table_in_one_process_until_its_episodes_are_done(tmp_path: Path) -> None:
+STALLING_BRINGUP = """
+import sys, time
+from farl.cli import main
+from farl_control.bridge import FrankaBridge
+command, calls = FrankaBridge.command, []
+def stalling(self, *args, **kwargs):  # after the third command (a motion running) franky-sim stops for 1.5 s
+    result = command(self, *args, **kwargs)
+    calls.append(result)
+    if len(calls) == 3:
+        self.server.call_in_sim(lambda model, data: time.sleep(1.5))
+    return result
+FrankaBridge.command = stalling
+sys.exit(main())
+"""
+"""`farl bringup` whose franky-sim stops stepping for longer than libfranka's 1 s timeout, mid-episode."""
+
+
+def deploy_command(out: Path) -> list[str]:
+    """`farl bringup` deploying the committed Soccer checkpoints for one episode (ground truth: a shorter test)."""
+    return ["bringup", "--task", "bounded-soccer", "--mode", "deploy", "--episodes", "1", "--camera", "ground-truth",
+            "--task-policy", str(CHECKPOINTS / "task_policy"),
+            "--recovery-policy", str(CHECKPOINTS / "recovery_policy"),
+            "--world-model", str(CHECKPOINTS / "world_model"), "--out", str(out)]
+
+
+def run_bringup(arguments: list[str], simulator_lost) -> subprocess.CompletedProcess:
+    """`farl bringup arguments`, which must succeed; franky-sim starved on a loaded machine is simulator_lost's."""
+    done = subprocess.run([str(Path(sys.executable).with_name("farl")), *arguments], capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+    if done.returncode != 0 and "lost the connection to the robot" in done.stderr:
+        simulator_lost(f"in farl bringup:\n{done.stderr[-3000:]}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.flaky(reruns=1)  # franky-sim starved by a loaded machine (simulator_lost)
+def test_farl_bringup_runs_the_node_table_in_one_process_until_its_episodes_are_done(
+        tmp_path: Path, simulator_lost) -> None:
     """`farl bringup`: the same table on one executor (ground truth in perception's place: a shorter test)."""
     out = tmp_path / "run"
-    command = [str(Path(sys.executable).with_name("farl")), "bringup", "--task", "bounded-soccer", "--mode", "deploy",
-               "--episodes", "1", "--camera", "ground-truth", "--task-policy", str(CHECKPOINTS / "task_policy"),
-               "--recovery-policy", str(CHECKPOINTS / "recovery_policy"),
-               "--world-model", str(CHECKPOINTS / "world_model"), "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bringup(deploy_command(out), simulator_lost)
     rows = list(csv.DictReader((out / "episodes.csv").open()))
     assert len(rows) == 1 and rows[0]["outcome"] in OUTCOMES, rows
     assert int(rows[0]["length"]) > 5 and float(rows[0]["ret"]) != 0.0, rows  # deploy mode counts its return
     assert f"{out}: 1 episodes" in done.stdout, done.stdout
 
 
-def test_farl_bringup_mode_teleop_records_the_devices_demonstrations(tmp_path: Path) -> None:
+@pytest.mark.flaky(reruns=1)  # franky-sim starved by a loaded machine (simulator_lost)
+def test_farl_bringup_mode_teleop_records_the_devices_demonstrations(tmp_path: Path, simulator_lost) -> None:
     """mode teleop: the scripted device in the policy's place, no shield, the recorder labels each episode's bag."""
     out = tmp_path / "demos"
-    command = [str(Path(sys.executable).with_name("farl")), "bringup", "--task", "bounded-soccer", "--mode", "teleop",
-               "--device", "scripted", "--role", "task", "--episodes", "1", "--camera", "ground-truth", "--out",
-               str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_bringup(["bringup", "--task", "bounded-soccer", "--mode", "teleop", "--device", "scripted", "--role", "task",
+                 "--episodes", "1", "--camera", "ground-truth", "--out", str(out)], simulator_lost)
     [bag] = bag_paths([tmp_path / "demos.bags"])
     label, messages = read_bag(bag)
     assert (label.task, label.role) == ("bounded-soccer", "task") and label.outcome in OUTCOMES[:3], label
@@ -49,3 +80,16 @@ def test_farl_bringup_mode_teleop_records_the_devices_demonstrations(tmp_path: P
     steps = episode_transitions(get_franka_task("bounded-soccer"), label, messages)
     assert steps is not None and len(steps) > 5
     assert steps.terminated[-1] == (label.outcome in ("success", "ir_failure"))  # the scripted push mostly scores
+
+
+def test_a_lost_robot_connection_ends_farl_bringup_with_one_line_instead_of_waiting_forever(tmp_path: Path) -> None:
+    """libfranka drops a franky-sim that stopped stepping; nothing in the process can bring that bridge back, so the
+    process ends (exit 1) with the bridge's error, where it used to wait for a restart that never came (seen in CI)."""
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", STALLING_BRINGUP, *deploy_command(out)], capture_output=True,
+                          text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    [said] = [line for line in done.stderr.splitlines() if line.startswith("farl_bridge: error:")]
+    assert re.fullmatch(r"farl_bridge: error: lost the connection to the robot at 127\.0\.0\.\d+ \(.*\): .*"
+                        r"then rerun to resume", said), said
+    assert not (out / "episodes.csv").exists()  # the episode in progress is the one lost

@@ -245,6 +245,12 @@ class FrankaBridge:
     def status(self) -> BridgeStatus:
         return self._status
 
+    @property
+    def connection_lost(self) -> str | None:
+        """The error of a lost connection (ConnectionLost), else None: libfranka's client is dead and blocks on its
+        next call, so only a new process with a new connection goes on (a node stops its process on it)."""
+        return self._error if self._unrecoverable is ConnectionLost else None
+
     @keeps_scheduling
     def close(self) -> None:
         """Stop the watchdog and the motion; shut down the embedded franky-sim if there is one (idempotent)."""
@@ -255,10 +261,11 @@ class FrankaBridge:
             self._watchdog.join(timeout=2.0)
         with self._lock:
             try:
-                self._release_lockstep()
-                self._settle()
-                if self._gripper_future is not None:  # the next user of the gripper must not overlap it
-                    self._await_gripper("the last gripper command")
+                if self.connection_lost is None:  # a dead client would block on the stop (connection_lost)
+                    self._release_lockstep()
+                    self._settle()
+                    if self._gripper_future is not None:  # the next user of the gripper must not overlap it
+                        self._await_gripper("the last gripper command")
             except franky.Exception:
                 pass  # closing after an unrecoverable error: nothing left to stop
         if self.server is not None:

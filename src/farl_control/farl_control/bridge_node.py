@@ -161,6 +161,12 @@ class BridgeNode(Node):
 
     # --- shutdown -------------------------------------------------------------------------------
 
+    @property
+    def failure(self) -> str | None:
+        """The lost connection's error, which ends this node's process (run_node.spin): its libfranka client is dead,
+        and the graph's other nodes wait for a bridge that a restart brings back (the policy node says so)."""
+        return self.bridge.connection_lost
+
     def statistics(self) -> dict[str, float]:
         """Commands applied and dropped, and the latency from the control tick's stamp to the command applied."""
         latencies = np.asarray(self._latencies) * 1000.0

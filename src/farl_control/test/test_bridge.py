@@ -260,12 +260,13 @@ def test_a_lost_connection_is_a_one_line_error_and_the_bridge_stays_down() -> No
     bridge = FrankaBridge.connect(BridgeConfig(), realtime=False)
     try:
         bridge.state()
-        assert bridge.server is not None
+        assert bridge.server is not None and bridge.connection_lost is None
         bridge.server.close()  # the robot goes away mid-session: its state stream stops
         with pytest.raises(ConnectionLost, match=r"^lost the connection to the robot at 127\.0\.0\.\d+ .*franky-sim is "
-                                             r"closed.*rerun to resume$"):  # the simulator's side is said too
+                                             r"closed.*rerun to resume$") as lost:  # the simulator's side is said too
             bridge.state()
         assert bridge.status is BridgeStatus.UNRECOVERABLE
+        assert bridge.connection_lost == str(lost.value)  # what ends a node's process (BridgeNode.failure)
         with pytest.raises(ConnectionLost, match="lost the connection"):  # commands refuse with the same reason
             bridge.command(np.zeros(3))
     finally:

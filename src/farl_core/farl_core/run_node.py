@@ -6,6 +6,11 @@ process with one line on stderr, `<node>: error: <what and the fix>`, and exit c
 anything spins.  Ctrl-C and `ros2 launch` stopping the graph are a normal end (exit code 0).
 Several nodes may share one process (the simulated world: bridge and scene) on one executor.
 
+A node that cannot go on in this process (the bridge's lost robot connection: libfranka's client is dead) says
+so through a `failure` property (`Failing`): the spin stops, everything is closed, and the process ends with
+`<node>: error: <failure>` on stderr and exit code 1; a supervisor or the operator restarts it, and the run
+resumes. Without it `farl bringup` waited forever for a bridge that nothing in its process could bring back.
+
 Ctrl-C and SIGTERM are a flag the spin loop reads between callbacks, not rclpy's signal handlers:
 those raise KeyboardInterrupt wherever the main thread happens to be (inside the executor, half-way
 through a callback) while rclpy's own signal thread is still triggering the executor's guard
@@ -22,7 +27,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
@@ -78,6 +83,23 @@ def closing_process(name: str, make: Callable[[], Any], threads: int) -> Process
     return Process(name, build, close, threads=threads)
 
 
+@runtime_checkable
+class Failing(Protocol):
+    """A node that can fail beyond what its own process can repair (module docstring)."""
+
+    @property
+    def failure(self) -> str | None:
+        """Why this process must end (one line naming the fix), or None while the node can go on."""
+
+
+def first_failure(nodes: list[Node]) -> str | None:
+    """`<node>: error: <failure>` of the first node reporting one, else None."""
+    for node in nodes:
+        if isinstance(node, Failing) and (failure := node.failure):
+            return f"{node.get_name()}: error: {failure}"
+    return None
+
+
 SIGNAL_LATENCY_S = 0.1  # the longest the executor waits before it looks at the stop flag again
 
 
@@ -123,8 +145,11 @@ def spin(processes: list[Process], args: list[str] | None = None,
     for node in nodes:
         executor.add_node(node)
     stop = stop_on_signals()
+    failure = None
     try:
         while rclpy.ok() and not stop.is_set() and (until is None or not until(nodes)):
+            if failure := first_failure(nodes):
+                break
             executor.spin_once(timeout_sec=SIGNAL_LATENCY_S)
     except ExternalShutdownException:
         pass  # the context was shut down under the executor: a normal end, as Ctrl-C
@@ -136,3 +161,6 @@ def spin(processes: list[Process], args: list[str] | None = None,
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+    if failure:
+        print(failure, file=sys.stderr, flush=True)
+        raise SystemExit(1)
