@@ -106,6 +106,8 @@ class FrankaBridge:
         self._gripper_closed: bool | None = None
         self._gripper_future: Any = None
         self.recoveries = 0
+        self._instabilities_seen = 0  # EmbeddedFrankaSim.instabilities already reported (_new_instability)
+        self._void: str | None = None  # why every command is refused until the next reset (an unstable simulation)
         robot.relative_dynamics_factor = config.limits.dynamics_factor
         self._closing = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, daemon=True, name="farl-bridge-watchdog")
@@ -157,6 +159,13 @@ class FrankaBridge:
             if not limited.rejected and gripper is not None and not np.isfinite(gripper):
                 limited = LimitedCommand(current, 0.0, clipped=False, rejected=True,
                                          reason=f"non-finite gripper command {gripper}")
+            if self._void is None and (unstable := self._new_instability()):
+                self._void = unstable
+                self._settle()
+            if self._void is not None:
+                limited = LimitedCommand(current, 0.0, clipped=False, rejected=True, reason=self._void)
+                self._status, self._error = BridgeStatus.HOLDING, self._void
+                return limited
             if limited.rejected:
                 self._hold(pose)
                 self._status, self._error = BridgeStatus.HOLDING, limited.reason
@@ -183,6 +192,7 @@ class FrankaBridge:
             home = home + rng.uniform(-settings.joint_noise, settings.joint_noise, size=7)
         with self._lock:
             self._raise_if_unrecoverable()
+            healed = len(self.server.instabilities) if self.server is not None else 0  # by this reset's homing
             if self.robot.has_errors:
                 self._recover("robot reported an error before the reset")
             self._release_lockstep()
@@ -199,7 +209,8 @@ class FrankaBridge:
                 self._await_rest()
                 self._sim.hold()
             self._last_command = self.robot_time()
-            self._status, self._error = BridgeStatus.READY, ""
+            self._status, self._error, self._void = BridgeStatus.READY, "", None
+            self._instabilities_seen = max(self._instabilities_seen, healed)
         return self.state()
 
     @keeps_scheduling
@@ -536,6 +547,16 @@ class FrankaBridge:
         self._error = (f"robot error persists after {settings.retries} recover_from_errors attempts ({last}); "
                        "clear it at the robot (Desk, user stop) and restart the bridge")
         raise RobotError(self._error)
+
+    def _new_instability(self) -> str | None:
+        """franky-sim's physics reset by MuJoCo since the last command (EmbeddedFrankaSim.instabilities): the arm
+        stops and every command is refused with this reason until the next reset, so the episode counts robot
+        errors and the log says why."""
+        if self.server is None or len(self.server.instabilities) <= self._instabilities_seen:
+            return None
+        self._instabilities_seen = len(self.server.instabilities)
+        return (f"franky-sim's physics went unstable ({self.server.instabilities[-1]}) and MuJoCo reset it: the "
+                "motion of that instant is lost, so the episode in progress is void; end it and reset")
 
     def _raise_if_unrecoverable(self) -> None:
         if self._status is BridgeStatus.UNRECOVERABLE:

@@ -355,3 +355,30 @@ def test_the_gripper_timeout_runs_in_robot_time() -> None:
     with pytest.raises(RobotError, match="did not finish within 10 s") as error:
         silent.open_gripper(wait=True)
     assert "\n" not in str(error.value)
+
+
+def test_a_simulation_mujoco_resets_as_unstable_is_put_back_and_refuses_commands_until_the_next_reset(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """MuJoCo resets an unstable simulation to its defaults and goes on (seen once, in CI): the arm would jump to a
+    singular pose mid-motion. The embedded sim puts the step before back, at rest; the bridge stops the arm and
+    refuses every command with the reason until the next reset."""
+    with FrankaBridge.connect(BridgeConfig(), realtime=False) as bridge:
+        bridge.reset()
+        assert not bridge.command(np.array([0.03, 0.0, 0.0])).rejected  # a motion of about a second runs
+        assert bridge.server is not None and bridge.robot.is_in_control
+        before = bridge.state().joints
+        bridge.server.call_in_sim(lambda model, data: data.qvel.__setitem__(0, 1e20))
+        assert wait_until(lambda: bool(bridge.server.instabilities))
+        assert np.abs(bridge.state().joints - before).max() < 0.05  # no jump to MuJoCo's all-zero joints
+        for _ in range(2):  # refused until the reset
+            dropped = bridge.command(np.array([0.005, 0.0, 0.0]))
+            assert dropped.rejected, dropped
+            assert re.fullmatch(r"franky-sim's physics went unstable \(a NaN or huge joint velocity at DOF 0 after "
+                                r"\d+\.\d{3} s\) and MuJoCo reset it: .* the episode in progress is void; "
+                                r"end it and reset", dropped.reason), dropped.reason
+            assert bridge.status is BridgeStatus.HOLDING and not bridge.robot.is_in_control
+        assert "1 unstable physics resets (the last: a NaN or huge joint velocity" in bridge.server.health()
+        bridge.reset()
+        assert not bridge.command(np.array([0.005, 0.0, 0.0])).rejected and bridge.status is BridgeStatus.READY
+    err = capfd.readouterr().err
+    assert "franky-sim: MuJoCo found a NaN or huge joint velocity at DOF 0" in err, err[-2000:]
