@@ -161,6 +161,7 @@ class FrankaBridge:
                                          reason=f"non-finite gripper command {gripper}")
             if self._void is None and (unstable := self._new_instability()):
                 self._void = unstable
+                self._release_lockstep()
                 self._settle()
             if self._void is not None:
                 limited = LimitedCommand(current, 0.0, clipped=False, rejected=True, reason=self._void)

@@ -357,19 +357,28 @@ def test_the_gripper_timeout_runs_in_robot_time() -> None:
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("lockstep", [False, True], ids=["free-running", "lock-step"])
 def test_a_simulation_mujoco_resets_as_unstable_is_put_back_and_refuses_commands_until_the_next_reset(
-        capfd: pytest.CaptureFixture[str]) -> None:
+        capfd: pytest.CaptureFixture[str], lockstep: bool) -> None:
     """MuJoCo resets an unstable simulation to its defaults and goes on (seen once, in CI): the arm would jump to a
     singular pose mid-motion. The embedded sim puts the step before back, at rest; the bridge stops the arm and
     refuses every command with the reason until the next reset."""
-    with FrankaBridge.connect(BridgeConfig(), realtime=False) as bridge:
+    with FrankaBridge.connect(BridgeConfig(), realtime=False, lockstep=lockstep) as bridge:
+
+        def tick() -> None:  # lock-step: the control loop lets the simulation run 0.2 s
+            if lockstep:
+                bridge.advance_to(bridge.robot_time() + 0.2)
+
         bridge.reset()
         assert not bridge.command(np.array([0.03, 0.0, 0.0])).rejected  # a motion of about a second runs
+        tick()
         assert bridge.server is not None and bridge.robot.is_in_control
         before = bridge.state().joints
         bridge.server.call_in_sim(lambda model, data: data.qvel.__setitem__(0, 1e20))
+        tick()
         assert wait_until(lambda: bool(bridge.server.instabilities))
-        assert np.abs(bridge.state().joints - before).max() < 0.05  # no jump to MuJoCo's all-zero joints
+        # no jump to MuJoCo's all-zero joints (1.5 rad away at joints 4 and 6); in lock-step the motion ran on 0.2 s
+        assert np.abs(bridge.state().joints - before).max() < 0.3
         for _ in range(2):  # refused until the reset
             dropped = bridge.command(np.array([0.005, 0.0, 0.0]))
             assert dropped.rejected, dropped
@@ -377,6 +386,7 @@ def test_a_simulation_mujoco_resets_as_unstable_is_put_back_and_refuses_commands
                                 r"\d+\.\d{3} s\) and MuJoCo reset it: .* the episode in progress is void; "
                                 r"end it and reset", dropped.reason), dropped.reason
             assert bridge.status is BridgeStatus.HOLDING and not bridge.robot.is_in_control
+            tick()
         assert "1 unstable physics resets (the last: a NaN or huge joint velocity" in bridge.server.health()
         bridge.reset()
         assert not bridge.command(np.array([0.005, 0.0, 0.0])).rejected and bridge.status is BridgeStatus.READY
