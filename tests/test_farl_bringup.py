@@ -45,10 +45,20 @@ def deploy_command(out: Path) -> list[str]:
             "--world-model", str(CHECKPOINTS / "world_model"), "--out", str(out)]
 
 
+def run_with_log(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Run `command`; past `timeout_s`, fail with the end of its log (the nodes log to stderr, which a plain
+    TimeoutExpired does not show: a CI hang once left nothing to read but MuJoCo's stdout)."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+    except subprocess.TimeoutExpired as exc:
+        out, err = (text.decode(errors="replace") if isinstance(text, bytes) else text or ""
+                    for text in (exc.stdout, exc.stderr))
+        pytest.fail(f"still running after {timeout_s:.0f} s; the end of its output:\n{out[-2000:]}{err[-4000:]}")
+
+
 def run_bringup(arguments: list[str], simulator_lost) -> subprocess.CompletedProcess:
     """`farl bringup arguments`, which must succeed; franky-sim starved on a loaded machine is simulator_lost's."""
-    done = subprocess.run([str(Path(sys.executable).with_name("farl")), *arguments], capture_output=True, text=True,
-                          timeout=600, cwd=REPO)
+    done = run_with_log([str(Path(sys.executable).with_name("farl")), *arguments], timeout_s=600)
     if done.returncode != 0 and "lost the connection to the robot" in done.stderr:
         simulator_lost(f"in farl bringup:\n{done.stderr[-3000:]}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -86,8 +96,7 @@ def test_a_lost_robot_connection_ends_farl_bringup_with_one_line_instead_of_wait
     """libfranka drops a franky-sim that stopped stepping; nothing in the process can bring that bridge back, so the
     process ends (exit 1) with the bridge's error, where it used to wait for a restart that never came (seen in CI)."""
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-c", STALLING_BRINGUP, *deploy_command(out)], capture_output=True,
-                          text=True, timeout=300, cwd=REPO)
+    done = run_with_log([sys.executable, "-c", STALLING_BRINGUP, *deploy_command(out)], timeout_s=300)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     [said] = [line for line in done.stderr.splitlines() if line.startswith("farl_bridge: error:")]
     assert re.fullmatch(r"farl_bridge: error: lost the connection to the robot at 127\.0\.0\.\d+ \(.*\): .*"
