@@ -96,6 +96,9 @@ STARTUP_SILENCE_S = 60.0
 """Wall seconds after start without any robot state before the node says so."""
 RESET_ANSWER_S = 60.0
 """Wall seconds to wait for the bridge's reset answer before asking again (a reset is seconds of motion)."""
+RESET_RETRY_S = 5.0
+"""Wall seconds before asking for a reset again after one failed: the operator recovers the robot meanwhile
+(`/farl_bridge/recover`); one request and one log line each time, not one per timer tick."""
 RESET_REPEAT_S = 2.0
 """RESET is said again this often until a START answers (a scene node or console that joined late)."""
 
@@ -173,6 +176,7 @@ class PolicyNode(Node):
         self._between = "reset"      # reset (call the bridge) | resetting | waiting (for START) | running | done
         self._reset_said = -math.inf
         self._reset_sent = 0.0
+        self._reset_retry_at = -math.inf  # monotonic: no reset request before (RESET_RETRY_S after a failed one)
         self._reset_future = None
         group = MutuallyExclusiveCallbackGroup()  # the loop's state is touched by one callback at a time
         qos = RELIABLE_LATEST
@@ -337,7 +341,8 @@ class PolicyNode(Node):
         now = self._now()
         if self._between == "running" and now - self._last_tick > 1.5 * self.period:
             self._tick()
-        elif self._between == "reset" and self._reset.service_is_ready():
+        elif (self._between == "reset" and time.monotonic() >= self._reset_retry_at
+              and self._reset.service_is_ready()):
             self._between = "resetting"
             self._reset_sent = time.monotonic()
             self._reset_future = self._reset.call_async(Trigger.Request())
@@ -356,8 +361,10 @@ class PolicyNode(Node):
         answer = future.result()
         if answer is None or not answer.success:
             reason = answer.message if answer is not None else "no answer"
-            self.get_logger().error(f"reset failed ({reason}); call /farl_bridge/recover, retrying")
+            self.get_logger().error(f"reset failed ({reason}); call /farl_bridge/recover: asking again in "
+                                    f"{RESET_RETRY_S:.0f} s")
             self._between = "reset"
+            self._reset_retry_at = time.monotonic() + RESET_RETRY_S
             return
         self.manager.begin(len(self.records))
         self.tally = EpisodeTally()
