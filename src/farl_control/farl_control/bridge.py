@@ -23,6 +23,7 @@ preempts the running one, as a 5 Hz policy needs.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,13 @@ SETTLE_TIMEOUT_S = 10.0
 
 LOCKSTEP_WAIT_S = 10.0
 """Longest wall-clock wait for franky-sim in lock-step to take a command or come to rest (it takes milliseconds)."""
+
+DISCONNECT_WAIT_S = 10.0
+"""Longest wall-clock wait for franky's Robot to disconnect from the embedded franky-sim on close (milliseconds as a
+rule). Its destructor waits for franky's control thread, and once, in a suite run in lock-step, that thread sat in
+libfranka's startMotion waiting for a motion franky-sim no longer had, forever: the close now leaves it behind."""
+
+log = logging.getLogger(__name__)
 
 
 class RobotError(FarlError):
@@ -284,7 +292,7 @@ class FrankaBridge:
             # franky's Robot disconnects in its destructor: let it while franky-sim still answers (destroyed after
             # the server closed, one was seen blocking forever in libfranka's Robot::stop)
             self.server.client_leaving()
-            del self.robot, self.gripper
+            self._disconnect()
             self.server.close()
 
     def __enter__(self) -> FrankaBridge:
@@ -558,6 +566,18 @@ class FrankaBridge:
         self._instabilities_seen = len(self.server.instabilities)
         return (f"franky-sim's physics went unstable ({self.server.instabilities[-1]}) and MuJoCo reset it: the "
                 "motion of that instant is lost, so the episode in progress is void; end it and reset")
+
+    def _disconnect(self) -> None:
+        """Drop franky's Robot and Gripper (their destructors disconnect) in a helper thread, waiting at most
+        DISCONNECT_WAIT_S: a client stuck in libfranka must not hang the process's exit (DISCONNECT_WAIT_S)."""
+        client = [self.robot, self.gripper]
+        del self.robot, self.gripper
+        dropping = threading.Thread(target=client.clear, daemon=True, name="farl-bridge-disconnect")
+        dropping.start()
+        dropping.join(DISCONNECT_WAIT_S)
+        if dropping.is_alive():
+            log.warning("franky's robot client did not disconnect from franky-sim within %.0f s (its control thread "
+                        "is waiting in libfranka); leaving it behind", DISCONNECT_WAIT_S)
 
     def _raise_if_unrecoverable(self) -> None:
         if self._status is BridgeStatus.UNRECOVERABLE:

@@ -392,3 +392,27 @@ def test_a_simulation_mujoco_resets_as_unstable_is_put_back_and_refuses_commands
         assert not bridge.command(np.array([0.005, 0.0, 0.0])).rejected and bridge.status is BridgeStatus.READY
     err = capfd.readouterr().err
     assert "franky-sim: MuJoCo found a NaN or huge joint velocity at DOF 0" in err, err[-2000:]
+
+
+def test_a_client_stuck_in_libfranka_does_not_hang_the_close(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """franky's Robot destructor waits for its control thread; once (lock-step, a suite run) that thread sat in
+    libfranka's startMotion forever and the close with it. Here franky-sim swallows a Move, which leaves franky's
+    thread exactly there: the close gives up on the client after DISCONNECT_WAIT_S, says so, and returns."""
+    from franky_sim.franka_robot_protocol import MoveCommand
+
+    import farl_control.bridge as bridge_module
+
+    for wait in ("DISCONNECT_WAIT_S", "SETTLE_TIMEOUT_S", "LOCKSTEP_WAIT_S"):
+        monkeypatch.setattr(bridge_module, wait, 2.0)
+    bridge = FrankaBridge.connect(BridgeConfig(), realtime=False, lockstep=True)
+    bridge.reset()
+    monkeypatch.setattr(MoveCommand, "handle", lambda self, server: None)  # no motion, no answer
+    with pytest.raises(RobotError, match="did not take the new motion"):
+        bridge.command(np.array([0.005, 0.0, 0.0]))
+    closing = threading.Thread(target=bridge.close, daemon=True)
+    closing.start()
+    closing.join(60.0)
+    assert not closing.is_alive(), "FrankaBridge.close hung on franky's robot client"
+    assert "did not disconnect from franky-sim within 2 s" in caplog.text
+    assert bridge.server is not None and bridge.server.health() == "franky-sim is closed"
