@@ -382,6 +382,9 @@ class FrankaBridge:
         """Before a reset or the close: stop the motion while the simulation waits (franky-sim takes the stop at
         this instant), then let it step whenever the arm or the gripper moves."""
         if self.lockstep:
+            if self._sim.motion_unseen:  # a command with no tick after it: libfranka must see it start, 2 ms
+                self._sim.run_until(self._sim.clock + 0.002)
+                self._await_rest()
             self.robot.stop()
             self._sim.run_motions()
 

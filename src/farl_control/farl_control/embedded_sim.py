@@ -269,6 +269,11 @@ class EmbeddedFrankaSim:
         return bool(self._lockstep_server.robot_server.current_motion_id)
 
     @property
+    def motion_unseen(self) -> bool:
+        """A motion libfranka has not seen start yet (LockstepRobotServer.motion_unseen): do not stop it yet."""
+        return self._lockstep_server.robot_server.motion_unseen
+
+    @property
     def gripper_busy(self) -> bool:
         """A gripper command is in progress (franky-sim answers it when the fingers settle)."""
         return self._lockstep_server.robot_server.gripper_busy

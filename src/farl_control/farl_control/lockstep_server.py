@@ -128,6 +128,16 @@ class LockstepRobotServer(FrankaRobotServer):
         super().send_state()
 
     @property
+    def motion_unseen(self) -> bool:
+        """A motion runs whose states libfranka has not answered yet (taken while lock-step held the simulation).
+
+        Stopped now, its start and its preemption reach libfranka's startMotion together, which then loses the
+        preemption and waits for the motion forever (franky's control thread with it: reproduced in lock-step,
+        a command then a close with no tick between).  A real Panda streams states, so libfranka always sees a
+        motion start before anything can stop it."""
+        return bool(self.current_motion_id) and (self._opening_state or not self._answered_since_opening)
+
+    @property
     def client_backlog(self) -> int:
         """Bytes waiting in libfranka's UDP socket (Linux: /proc/net/udp, the client's port).
 

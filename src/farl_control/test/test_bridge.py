@@ -359,7 +359,7 @@ def test_the_gripper_timeout_runs_in_robot_time() -> None:
 
 @pytest.mark.parametrize("lockstep", [False, True], ids=["free-running", "lock-step"])
 def test_a_simulation_mujoco_resets_as_unstable_is_put_back_and_refuses_commands_until_the_next_reset(
-        capfd: pytest.CaptureFixture[str], lockstep: bool) -> None:
+        capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, lockstep: bool) -> None:
     """MuJoCo resets an unstable simulation to its defaults and goes on (seen once, in CI): the arm would jump to a
     singular pose mid-motion. The embedded sim puts the step before back, at rest; the bridge stops the arm and
     refuses every command with the reason until the next reset."""
@@ -390,9 +390,11 @@ def test_a_simulation_mujoco_resets_as_unstable_is_put_back_and_refuses_commands
         assert "1 unstable physics resets (the last: a NaN or huge joint velocity" in bridge.server.health()
         bridge.reset()
         assert not bridge.command(np.array([0.005, 0.0, 0.0])).rejected and bridge.status is BridgeStatus.READY
-        tick()  # as a control loop does: a motion stopped before libfranka saw it start can strand franky's thread
     err = capfd.readouterr().err
     assert "franky-sim: MuJoCo found a NaN or huge joint velocity at DOF 0" in err, err[-2000:]
+    # closed right after a command: in lock-step libfranka first sees the motion start (about 1 close in 5 left
+    # franky's control thread stranded in startMotion before FrankaBridge._release_lockstep did that)
+    assert "did not disconnect" not in caplog.text
 
 
 def test_a_client_stuck_in_libfranka_does_not_hang_the_close(monkeypatch: pytest.MonkeyPatch,
