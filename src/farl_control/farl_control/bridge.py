@@ -286,8 +286,8 @@ class FrankaBridge:
                     self._settle()
                     if self._gripper_future is not None:  # the next user of the gripper must not overlap it
                         self._await_gripper("the last gripper command")
-            except franky.Exception:
-                pass  # closing after an unrecoverable error: nothing left to stop
+            except (franky.Exception, RobotError):
+                pass  # after an unrecoverable error, or a stop franky-sim did not finish: the client still goes
         if self.server is not None:
             # franky's Robot disconnects in its destructor: let it while franky-sim still answers (destroyed after
             # the server closed, one was seen blocking forever in libfranka's Robot::stop)
