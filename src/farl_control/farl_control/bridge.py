@@ -57,7 +57,8 @@ LOCKSTEP_WAIT_S = 10.0
 DISCONNECT_WAIT_S = 10.0
 """Longest wall-clock wait for franky's Robot to disconnect from the embedded franky-sim on close (milliseconds as a
 rule). Its destructor waits for franky's control thread, and once, in a suite run in lock-step, that thread sat in
-libfranka's startMotion waiting for a motion franky-sim no longer had, forever: the close now leaves it behind."""
+libfranka's startMotion waiting for a motion franky-sim no longer had, forever (the cause, a motion stopped before
+libfranka saw it start, `_release_lockstep` now avoids); should it happen again, the close leaves the client behind."""
 
 log = logging.getLogger(__name__)
 
