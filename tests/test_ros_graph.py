@@ -107,6 +107,20 @@ class Probe:
         self.node.destroy_node()
 
 
+def graph_watch(processes: dict, simulator_lost) -> tuple:
+    """(logs, robot_lost) of a started graph: the end of every node's output, and robot_lost(where), which fails
+    the test at once when the simulated world lost franky-sim (nothing moves after it: no use waiting)."""
+
+    def logs() -> str:
+        return "\n".join(f"--- {name}\n{p.output()[-3000:]}" for name, p in processes.items())
+
+    def robot_lost(where: str) -> None:
+        if "lost the connection to the robot" in processes["sim_world_node"].output():
+            simulator_lost(f"{where}; node output:\n{logs()}")
+
+    return logs, robot_lost
+
+
 def median_period(messages: list) -> float:
     stamps = np.array([stamp_seconds(m.header.stamp) for m in messages])
     return float(np.median(np.diff(stamps)))
@@ -127,12 +141,7 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
     processes = {n.executable: start_node(n.executable, *ros_arguments(n, shipped_config, bringup)) for n in nodes}
     assert set(processes) == {"sim_world_node", "perception_node", "policy_node", "shield_node", "recorder_node"}
 
-    def logs() -> str:
-        return "\n".join(f"--- {name}\n{p.output()[-3000:]}" for name, p in processes.items())
-
-    def robot_lost(where: str) -> None:  # fail at once, not at the timeout: nothing moves after it
-        if "lost the connection to the robot" in processes["sim_world_node"].output():
-            simulator_lost(f"{where}; node output:\n{logs()}")
+    logs, robot_lost = graph_watch(processes, simulator_lost)
 
     probe = Probe(ros_context)
     try:
@@ -244,12 +253,7 @@ def test_teleop_mode_records_recovery_demos_from_the_handover_and_rerecords_a_di
     assert set(processes) == {"sim_world_node", "policy_node", "recorder_node"}  # no shield: the device commands
     bags = bag_folder(args)
 
-    def logs() -> str:
-        return "\n".join(f"--- {name}\n{p.output()[-3000:]}" for name, p in processes.items())
-
-    def robot_lost(where: str) -> None:  # fail at once, not at the timeout: nothing moves after it
-        if "lost the connection to the robot" in processes["sim_world_node"].output():
-            simulator_lost(f"{where}; node output:\n{logs()}")
+    logs, robot_lost = graph_watch(processes, simulator_lost)
 
     def policy_says(event: int, episode: int) -> list[EpisodeEvent]:
         return [m for m in probe.messages("/farl/episode")

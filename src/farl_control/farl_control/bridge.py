@@ -573,7 +573,7 @@ class FrankaBridge:
 
     def _disconnect(self) -> None:
         """Drop franky's Robot and Gripper (their destructors disconnect) in a helper thread, waiting at most
-        DISCONNECT_WAIT_S: a client stuck in libfranka must not hang the process's exit (DISCONNECT_WAIT_S)."""
+        DISCONNECT_WAIT_S: a client stuck in libfranka must not hang the close and the process's exit."""
         client = [self.robot, self.gripper]
         del self.robot, self.gripper
         dropping = threading.Thread(target=client.clear, daemon=True, name="farl-bridge-disconnect")
