@@ -17,6 +17,8 @@ Bounded Soccer: the ball centre must stay in x in [-0.22, 0.22], y in [0.50, 0.9
   in the goal mouth (|x - goal_x| <= 0.10, goal_y - 0.08 <= y <= goal_y + 0.06), which reaches
   past y = 0.95 for the farthest goals.  The ball has no rolling friction in MetaWorld (condim 3),
   so a kick rolls on until something stops it: that is what makes this task failure-prone.
+  (Rolling resistance would be closer to turf, but MetaWorld's soccer expert then fails half its
+  episodes: BENCHMARKS.md, "rolling resistance for the Bounded Soccer ball".)
 Fragile Push Wall: any MuJoCo contact between the block (objGeom) and a geom of the wall body is
   an IR failure.  MetaWorld's wall is a box centred at (0.10, 0.75, 0.06) with half sizes
   (0.12, 0.01, 0.06); ours is 4 cm longer towards -x (wall.py): centre (0.08, 0.75), half sizes
