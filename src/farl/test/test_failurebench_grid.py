@@ -25,12 +25,13 @@ from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid
 from farl.benchmark.methods import METHODS, build_shield
 from farl.benchmark.pretrain import _calibrate, evaluate, filtered_controller, policy_controller, split_episodes
-from farl.benchmark.shielded import ScriptedRecovery
+from farl.benchmark.shielded import ScriptedRecovery, _rollouts
 from farl.tasks import get_task
 from farl_core.config import load_section
 from farl_core.datasets import load_dataset
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.shield import Shield, ShieldConfig
+from farl_safety.calibration import EARLY_ALARM_STEPS
+from farl_safety.shield import Shield, ShieldConfig, Verdict
 from farl_sim import point_mass
 from farl_sim.point_mass import SPEC as POINT_MASS
 
@@ -190,6 +191,11 @@ def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.C
     assert 0.0 < results["farl-scripted"]["override_share"] <= 1.0  # the same critic, the script behind it
     assert 0.0 < results["fosp"]["override_share"] < 1.0  # the expansion picks each policy some of the time
     assert all(0.0 <= r["failure_rate"] <= 1.0 and r["episodes"] == 4 for r in results.values())
+    for name, r in results.items():  # every failure is filed once, and unshielded ones all as unalarmed
+        if name != "rec-rl":
+            kinds = r["failed_unalarmed"] + r["failed_partly_recovered"] + r["failed_under_recovery"]
+            assert kinds == pytest.approx(r["failure_rate"])
+    assert results["none"]["failed_unalarmed"] == results["none"]["failure_rate"]
     assert "| point-mass |" in capsys.readouterr().out
     assert cli.main(["bench", "shielded", "--tasks", "bounded-push", "--out", str(grid)]) == 2
     assert "holds no finished pretraining" in capsys.readouterr().err
@@ -205,6 +211,53 @@ def test_the_scripted_recovery_answers_the_shield_row_by_row() -> None:
     for row, action in zip(obs, actions.numpy(), strict=True):
         np.testing.assert_allclose(action, point_mass.recovery_action(row), rtol=1e-6)
     assert not np.allclose(actions[0], actions[1])  # each row gets its own action
+
+
+class _ScheduledFailures:
+    """An env whose episode e ends with an IR failure after FAIL_AT[e] steps (None: runs to a time limit)."""
+
+    FAIL_AT = (12, 12, 12, 3, None)
+
+    def __init__(self) -> None:
+        self.episode, self.t = -1, 0
+
+    def reset(self, seed: int) -> tuple[np.ndarray, dict]:
+        self.episode, self.t = self.episode + 1, 0
+        return np.zeros(POINT_MASS.obs_dim, dtype=np.float32), {}
+
+    def step(self, act: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        fail_at = self.FAIL_AT[self.episode]
+        failed = fail_at is not None and self.t == fail_at
+        return (np.full(POINT_MASS.obs_dim, self.t, dtype=np.float32), 0.0, failed, self.t == 20,
+                {"ir_failure": failed})
+
+
+class _ScheduledShield:
+    """Overrides step t (1-based, obs carries t - 1) of episode e where OVERRIDE[e](t) is true."""
+
+    OVERRIDE = (lambda t: False, lambda t: t in (5, 11), lambda t: t >= 2, lambda t: True, lambda t: True)
+
+    def __init__(self, env: _ScheduledFailures) -> None:
+        self.env = env
+
+    def filter(self, obs: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, list[Verdict]]:
+        overridden = self.OVERRIDE[self.env.episode](int(obs[0, 0]) + 1)
+        return act, [Verdict(1.0, 0.5, overridden, "recovery" if overridden else "task", 0.0)]
+
+
+def test_shielded_failures_are_filed_by_who_acted_before_them() -> None:
+    """Episode 0: task alone (unalarmed); 1: two overrides in the last 10 steps (partly); 2: the recovery
+    from step 2, the last 10 of 12 steps (under recovery); 3: a 3-step episode overridden throughout (under
+    recovery: the window is the episode); 4: overridden throughout but no failure (not filed)."""
+    assert EARLY_ALARM_STEPS == 10
+    env = _ScheduledFailures()
+    policy = type("Zero", (), {"act": lambda self, obs, generator: (np.zeros(POINT_MASS.act_dim, np.float32), 0.0)})()
+    result = _rollouts(env, policy, _ScheduledShield(env), episodes=5, seed=0, progress=False, desc="")
+    assert result["failure_rate"] == pytest.approx(4 / 5)
+    assert (result["failed_unalarmed"], result["failed_partly_recovered"], result["failed_under_recovery"]) == \
+        pytest.approx((1 / 5, 1 / 5, 2 / 5))
+    assert result["override_share"] == pytest.approx((0 + 2 + 11 + 3 + 20) / (12 + 12 + 12 + 3 + 20))
 
 
 def outputs(root: Path) -> dict[str, bytes]:

@@ -15,10 +15,17 @@ recovery policy has not learned its demos.
 
 "farl-gated" is FARL's shield with `recovery_must_lower_risk` (shield.py): it tells whether the alarms
 the gate lets through unanswered were ones the recovery could not have helped with.
+
+Each failure is also filed by who acted in the EARLY_ALARM_STEPS steps up to it (the time the scripted
+recoveries need): the task policy throughout (the critic missed it), the recovery throughout (it had
+its time and still failed: the recovery is the limit), or both (a late alarm, or control handed back
+to the task policy too soon).  The one-off traces behind two earlier diagnoses in BENCHMARKS.md are
+this count.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +41,7 @@ from farl.fosp import FOSPModels, fosp_finetuner_parts
 from farl.tasks import get_task
 from farl_core.spec import TaskSpec
 from farl_policy.gaussian import GaussianPolicy
+from farl_safety.calibration import EARLY_ALARM_STEPS
 from farl_safety.shield import ActionFilter, Shield
 from farl_sim.recording import Controller
 
@@ -80,18 +88,34 @@ class ScriptedRecovery:
 
 def _rollouts(env: gym.Env, policy: GaussianPolicy, shield: ActionFilter | None, episodes: int, seed: int,
               progress: bool, desc: str) -> dict[str, float]:
+    """Failure rate, override share, and the failures filed by the recovery's part in the steps before them
+    (`failed_unalarmed` + `failed_partly_recovered` + `failed_under_recovery` = `failure_rate`)."""
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-    failures = overrides = steps = 0
+    overrides = steps = 0
+    failed = {"unalarmed": 0, "partly_recovered": 0, "under_recovery": 0}
     for _ in tqdm(range(episodes), desc=desc, disable=not progress):
         obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
+        recent = deque(maxlen=EARLY_ALARM_STEPS)  # overridden or not, the last steps up to this one
         while True:
             act = policy.act(obs, generator=generator)[0]
+            overridden = False
             if shield is not None:
                 executed, verdicts = shield.filter(obs[None], act[None])
-                act, overrides = executed[0], overrides + verdicts[0].overridden
+                act, overridden = executed[0], bool(verdicts[0].overridden)
+            overrides += overridden
+            recent.append(overridden)
             obs, _, terminated, truncated, info = env.step(act)
             steps += 1
             if terminated or truncated:
-                failures += bool(info["ir_failure"])
+                if info["ir_failure"]:
+                    failed[_failure_kind(recent)] += 1
                 break
-    return {"failure_rate": failures / episodes, "override_share": overrides / steps, "episodes": episodes}
+    return {"failure_rate": sum(failed.values()) / episodes, "override_share": overrides / steps,
+            "episodes": episodes, **{f"failed_{kind}": n / episodes for kind, n in failed.items()}}
+
+
+def _failure_kind(recent: deque[bool]) -> str:
+    """Who acted in the last EARLY_ALARM_STEPS steps up to a failure (fewer if the episode was shorter)."""
+    if not any(recent):
+        return "unalarmed"
+    return "under_recovery" if all(recent) else "partly_recovered"
