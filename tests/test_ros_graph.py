@@ -24,7 +24,9 @@ import csv
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -45,6 +47,9 @@ from farl_interfaces.srv import LoadCheckpoint, SaveCheckpoint
 from farl_policy.gaussian import GaussianPolicy
 from farl_sim.franka_scenes.controllers import failure_margin
 from farl_teleop.episode_bags import finished_episodes, read_label
+
+if TYPE_CHECKING:
+    from conftest import NodeProcess
 
 pytestmark = pytest.mark.minutes(5.5)  # of one core (conftest.py schedules it early)
 
@@ -107,7 +112,8 @@ class Probe:
         self.node.destroy_node()
 
 
-def graph_watch(processes: dict, simulator_lost) -> tuple:
+def graph_watch(processes: dict[str, NodeProcess], simulator_lost: Callable[[str], None]
+                ) -> tuple[Callable[[], str], Callable[[str], None]]:
     """(logs, robot_lost) of a started graph: the end of every node's output, and robot_lost(where), which fails
     the test at once when the simulated world lost franky-sim (nothing moves after it: no use waiting)."""
 

@@ -344,7 +344,7 @@ def _print_shield_table(results: dict[str, dict[str, dict[str, float]]],
 def cmd_bench_shielded(args: argparse.Namespace) -> int:
     """Failure rate of each task's pretrained policy unshielded and under each shield (benchmark/shielded.py)."""
     from farl.benchmark.config import FailureBenchConfig
-    from farl.benchmark.shielded import SHIELDED, shielded_rollouts
+    from farl.benchmark.shielded import FAILURE_KINDS, SHIELDED, shielded_rollouts
     from farl.training import write_json
     from farl_safety.calibration import EARLY_ALARM_STEPS
 
@@ -368,12 +368,11 @@ def cmd_bench_shielded(args: argparse.Namespace) -> int:
     path = out / "shielded.json"  # one entry per task and shield: earlier measurements of others are kept
     earlier = json.loads(path.read_text()) if path.is_file() else {}
     write_json(path, earlier | {task: earlier.get(task, {}) | by_shield for task, by_shield in results.items()})
-    kinds = ("unalarmed", "partly_recovered", "under_recovery")
     print(f"failure rate (override share) of the pretrained policy's sampled actions, {args.episodes} episodes\n")
     _print_shield_table(results, lambda r: f"{r['failure_rate']:.2f} ({r['override_share']:.2f})")
     print(f"\nthe same failures by who acted in the {EARLY_ALARM_STEPS} steps before them: the task policy alone "
           "(unalarmed) / both (a late alarm, or control handed back) / the recovery alone\n")
-    _print_shield_table(results, lambda r: " / ".join(f"{r[f'failed_{kind}']:.2f}" for kind in kinds))
+    _print_shield_table(results, lambda r: " / ".join(f"{r[f'failed_{kind}']:.2f}" for kind in FAILURE_KINDS))
     print(f"\nresults: {path}")
     return 0
 

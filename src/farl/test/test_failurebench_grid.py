@@ -25,7 +25,7 @@ from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid
 from farl.benchmark.methods import METHODS, build_shield
 from farl.benchmark.pretrain import _calibrate, evaluate, filtered_controller, policy_controller, split_episodes
-from farl.benchmark.shielded import ScriptedRecovery, _rollouts
+from farl.benchmark.shielded import FAILURE_KINDS, ScriptedRecovery, _rollouts
 from farl.tasks import get_task
 from farl_core.config import load_section
 from farl_core.datasets import load_dataset
@@ -193,8 +193,7 @@ def test_shielded_rollouts_of_the_pretrained_policy(grid: Path, capsys: pytest.C
     assert all(0.0 <= r["failure_rate"] <= 1.0 and r["episodes"] == 4 for r in results.values())
     for name, r in results.items():  # every failure is filed once, and unshielded ones all as unalarmed
         if name != "rec-rl":
-            kinds = r["failed_unalarmed"] + r["failed_partly_recovered"] + r["failed_under_recovery"]
-            assert kinds == pytest.approx(r["failure_rate"])
+            assert sum(r[f"failed_{kind}"] for kind in FAILURE_KINDS) == pytest.approx(r["failure_rate"])
     assert results["none"]["failed_unalarmed"] == results["none"]["failure_rate"]
     assert "| point-mass |" in capsys.readouterr().out
     assert cli.main(["bench", "shielded", "--tasks", "bounded-push", "--out", str(grid)]) == 2

@@ -46,6 +46,8 @@ from farl_safety.shield import ActionFilter, Shield
 from farl_sim.recording import Controller
 
 SHIELDED = ("farl", "rec-rl", "mppi", "fosp", "farl-scripted", "farl-gated")
+# who acted in the EARLY_ALARM_STEPS steps before a failure; `failed_<kind>` in the results
+FAILURE_KINDS = ("unalarmed", "partly_recovered", "under_recovery")
 
 
 def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, methods: Sequence[str] = SHIELDED,
@@ -92,7 +94,7 @@ def _rollouts(env: gym.Env, policy: GaussianPolicy, shield: ActionFilter | None,
     (`failed_unalarmed` + `failed_partly_recovered` + `failed_under_recovery` = `failure_rate`)."""
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     overrides = steps = 0
-    failed = {"unalarmed": 0, "partly_recovered": 0, "under_recovery": 0}
+    failed = dict.fromkeys(FAILURE_KINDS, 0)
     for _ in tqdm(range(episodes), desc=desc, disable=not progress):
         obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
         recent = deque(maxlen=EARLY_ALARM_STEPS)  # overridden or not, the last steps up to this one
