@@ -23,13 +23,13 @@ import torch
 
 from farl.bench_loop import default_size_checkpoints
 from farl.console import ScriptedEvent, ScriptedOperator
-from farl.robot_loop import RobotLoop
+from farl.robot_loop import EpisodeTally, RobotLoop
 from farl.run_session import RunRequest, build_agent, load_configs, open_world, run_session
 from farl.training import TrainingConfig
 from farl_control.bridge import BridgeStatus
 from farl_control.fault_injection import FaultInjectingRobot
 from farl_core.checkpoint import load_checkpoint
-from farl_core.episodes import HumanEvent
+from farl_core.episodes import Ending, HumanEvent, Outcome
 from farl_core.errors import FarlError
 from farl_core.franka_tasks import get_franka_task
 from farl_core.spec import SpecError
@@ -38,6 +38,7 @@ from farl_perception.objects import ObjectArray, ObjectEstimate
 from farl_policy.critics import CriticConfig
 from farl_policy.gaussian import GaussianPolicy, PolicyConfig
 from farl_policy.uni_o4 import OfflineConfig
+from farl_safety.failure_kinds import FAILURE_KINDS, failure_kind
 from farl_safety.world_model import WorldModelConfig
 
 pytestmark = pytest.mark.minutes(2)  # of one core (conftest.py schedules it early)
@@ -286,3 +287,22 @@ def test_scripted_human_events_end_episodes_with_the_right_outcome(checkpoints: 
     assert records[2].length == 1  # an abort drops the pending step: not learned from
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["failure_episodes"] == 1 and summary["interventions"] == 4 and summary["episodes"] == 4
+    # the failure is filed by who acted before it (the shield scored both of its steps), the rest are not
+    assert records[0].failure_kind == failure_kind([True] * records[0].overrides + [False] * (2 - records[0].overrides))
+    assert [r.failure_kind for r in records[1:]] == ["", "", ""]
+    assert summary["failure_kinds"] == {kind: int(kind == records[0].failure_kind) for kind in FAILURE_KINDS}
+
+
+def test_the_episode_tally_files_a_failure_by_the_shield_verdicts_of_its_last_ticks() -> None:
+    failure, success = Ending(Outcome.IR_FAILURE, True, "marked"), Ending(Outcome.SUCCESS, True, "marked")
+    kinds = []
+    for verdicts, ending in (([False] * 5, failure), ([True] + [False] * 10, failure), ([False] + [True] * 10, failure),
+                             ([True] * 3 + [False] + [True] * 3, failure), ([True] * 4, success)):
+        tally = EpisodeTally()
+        for overridden in verdicts:
+            tally.acted(overridden)
+        record = tally.record(0, ending, version=0, updated=False, robot_time=1.0)
+        assert record.overrides == sum(verdicts)
+        kinds.append(record.failure_kind)
+    # an override 11 ticks back is out of the 10-tick window; a hand-back 4 ticks back is not
+    assert kinds == ["unalarmed", "unalarmed", "under_recovery", "partly_recovered", ""]

@@ -344,9 +344,10 @@ def _print_shield_table(results: dict[str, dict[str, dict[str, float]]],
 def cmd_bench_shielded(args: argparse.Namespace) -> int:
     """Failure rate of each task's pretrained policy unshielded and under each shield (benchmark/shielded.py)."""
     from farl.benchmark.config import FailureBenchConfig
-    from farl.benchmark.shielded import FAILURE_KINDS, SHIELDED, shielded_rollouts
+    from farl.benchmark.shielded import SHIELDED, shielded_rollouts
     from farl.training import write_json
     from farl_safety.calibration import EARLY_ALARM_STEPS
+    from farl_safety.failure_kinds import FAILURE_KINDS
 
     out = Path(args.out or "")
     pinned = out / "config.json"

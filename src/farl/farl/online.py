@@ -26,6 +26,7 @@ from farl_policy.gaussian import GaussianPolicy
 from farl_policy.ppo import PPO, PPOConfig
 from farl_policy.ppo_lagrangian import CostRolloutBuffer
 from farl_policy.training_state import generator_state, load_generator_state, load_module_state, module_state
+from farl_safety.failure_kinds import failure_kind, override_window
 from farl_safety.shield import ActionFilter, Verdict
 
 
@@ -150,6 +151,8 @@ class EpisodeRecord:
     ir_failure: bool
     success: bool
     overrides: int      # steps on which the shield executed the recovery action
+    # an IR failure's kind by who acted in the steps before it (farl_safety.failure_kinds); "" otherwise
+    failure_kind: str = ""
 
 
 @dataclass
@@ -176,14 +179,17 @@ def run_online(make_env: Callable[[], gym.Env], finetuner: OnlineFinetuner, tota
     envs = [make_env() for _ in range(num_envs)]
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     ret, length, overrides = np.zeros(num_envs), np.zeros(num_envs, int), np.zeros(num_envs, int)
+    recent = [override_window() for _ in range(num_envs)]
     result = OnlineResult()
     logger = _EpisodeLogger(log_dir) if log_dir else None
     bar = tqdm(total=total_steps, desc="fine-tune", unit="step", disable=not progress)
     steps = 0
     while steps < total_steps:
         action, verdicts = finetuner.act(obs)
-        if verdicts:
-            overrides += [v.overridden for v in verdicts]
+        overridden = [v.overridden for v in verdicts] if verdicts else [False] * num_envs
+        overrides += overridden
+        for window, flag in zip(recent, overridden, strict=True):
+            window.append(flag)
         outcomes = [env.step(a) for env, a in zip(envs, action, strict=True)]
         next_obs = np.stack([o[0] for o in outcomes])
         rew = np.array([o[1] for o in outcomes], dtype=np.float32)
@@ -195,13 +201,15 @@ def run_online(make_env: Callable[[], gym.Env], finetuner: OnlineFinetuner, tota
         length += 1
         steps += num_envs
         for i in np.flatnonzero(term | trunc):
-            record = EpisodeRecord(len(result.episodes), steps, float(ret[i]), int(length[i]),
-                                   bool(infos[i].get("ir_failure", False)), bool(infos[i].get("success", False)),
-                                   int(overrides[i]))
+            failed = bool(infos[i].get("ir_failure", False))
+            record = EpisodeRecord(len(result.episodes), steps, float(ret[i]), int(length[i]), failed,
+                                   bool(infos[i].get("success", False)), int(overrides[i]),
+                                   failure_kind(recent[i]) if failed else "")
             result.episodes.append(record)
             if logger:
                 logger.episode(record)
             ret[i], length[i], overrides[i] = 0.0, 0, 0
+            recent[i].clear()
             next_obs[i] = envs[i].reset()[0]
         obs = next_obs
         if finetuner.ready():

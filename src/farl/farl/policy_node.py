@@ -265,7 +265,7 @@ class PolicyNode(Node):
         self._verdict_key = None
         if math.isfinite(msg.risk):
             self.tally.risks.append(float(msg.risk))
-        self.tally.overrides += bool(msg.overridden)
+        self.tally.acted(bool(msg.overridden))
 
     # --- the control tick -------------------------------------------------------------------------
 

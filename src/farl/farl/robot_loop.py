@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -38,6 +39,7 @@ from farl_control.bridge import FrankaBridge, RobotError, RobotStateSample
 from farl_core.episodes import Ending, EpisodeManager, HumanEvent, Outcome, Phase
 from farl_core.task_monitor import MonitorStep, TaskMonitor
 from farl_perception.objects import ObjectArray
+from farl_safety.failure_kinds import failure_kind, override_window
 from farl_safety.shield import Shield
 
 log = logging.getLogger(__name__)
@@ -144,6 +146,9 @@ class EpisodeRecord:
     policy_version: int         # PPO updates applied to the policy that acted in this episode
     updated: bool               # a PPO update ran after this episode
     robot_time_s: float         # robot-clock duration
+    # an IR failure's kind by who acted in the ticks before it (farl_safety.failure_kinds); "" otherwise.
+    # Last and defaulted: session checkpoints from before it keep loading.
+    failure_kind: str = ""
 
     @property
     def ir_failure(self) -> bool:
@@ -164,6 +169,12 @@ class EpisodeTally:
     unusable: int = 0
     overruns: int = 0
     robot_errors: int = 0
+    recent_overrides: deque[bool] = field(default_factory=override_window)
+
+    def acted(self, overridden: bool) -> None:
+        """The shield's verdict on one acted tick: counted, and kept for filing a failure by who acted."""
+        self.overrides += overridden
+        self.recent_overrides.append(overridden)
 
     def record(self, episode: int, ending: Ending, version: int, updated: bool, robot_time: float) -> EpisodeRecord:
         """The episodes.csv row of the finished episode."""
@@ -175,7 +186,8 @@ class EpisodeTally:
             step_p50_ms=_percentile_ms(self.step_s, 50), step_p99_ms=_percentile_ms(self.step_s, 99),
             camera_p50_ms=_percentile_ms(self.camera_s, 50), unusable_ticks=self.unusable,
             overruns=self.overruns, robot_errors=self.robot_errors, policy_version=version,
-            updated=updated, robot_time_s=robot_time)
+            updated=updated, robot_time_s=robot_time,
+            failure_kind=failure_kind(self.recent_overrides) if ending.outcome is Outcome.IR_FAILURE else "")
 
 
 def handle_events(manager: EpisodeManager, tally: EpisodeTally, events: list[HumanEvent]) -> None:
@@ -370,7 +382,7 @@ class RobotLoop:
             executed, verdict = actions[0], verdicts[0]
             self._risk = verdict.risk
             tally.risks.append(verdict.risk)
-            tally.overrides += verdict.overridden
+            tally.acted(verdict.overridden)
         spec = self.monitor.task.spec
         sent = np.clip(executed, spec.action_low, spec.action_high)
         command = self.bridge.command(sent[:3] * self.bridge.config.limits.max_translation, gripper=float(sent[3]))

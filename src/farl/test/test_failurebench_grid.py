@@ -25,12 +25,14 @@ from farl.benchmark.config import FailureBenchConfig
 from farl.benchmark.grid import run_grid
 from farl.benchmark.methods import METHODS, build_shield
 from farl.benchmark.pretrain import _calibrate, evaluate, filtered_controller, policy_controller, split_episodes
-from farl.benchmark.shielded import FAILURE_KINDS, ScriptedRecovery, _rollouts
+from farl.benchmark.shielded import ScriptedRecovery, _rollouts
+from farl.online import run_online
 from farl.tasks import get_task
 from farl_core.config import load_section
 from farl_core.datasets import load_dataset
 from farl_policy.gaussian import GaussianPolicy
 from farl_safety.calibration import EARLY_ALARM_STEPS
+from farl_safety.failure_kinds import FAILURE_KINDS
 from farl_safety.shield import Shield, ShieldConfig, Verdict
 from farl_sim import point_mass
 from farl_sim.point_mass import SPEC as POINT_MASS
@@ -75,6 +77,14 @@ def test_every_method_runs_and_the_report_is_written(grid: Path) -> None:
         assert (pretrain / "demos" / dataset / "data" / "metadata.json").is_file()
     shielded = {r["method"]: int(r["overrides"]) for r in rows}
     assert shielded["uni-o4"] == 0 and shielded["ppo-lag"] == 0
+    for row in rows:  # every failure episode is filed once by who acted; unshielded ones as unalarmed
+        kinds = {kind: int(row[f"failed_{kind}"]) for kind in FAILURE_KINDS}
+        assert sum(kinds.values()) == int(row["failure_episodes"])
+        if int(row["overrides"]) == 0:
+            assert kinds["unalarmed"] == int(row["failure_episodes"])
+        episodes = list(csv.DictReader((grid / "point-mass" / row["method"] / "seed0" / "episodes.csv").open()))
+        assert all((e["failure_kind"] in FAILURE_KINDS) == (e["ir_failure"] == "True") for e in episodes)
+    assert "Failure episodes by who acted in the 10 steps before them" in tables
 
 
 def test_each_run_keeps_its_fine_tuned_policy_and_it_is_the_one_evaluated(grid: Path) -> None:
@@ -220,7 +230,7 @@ class _ScheduledFailures:
     def __init__(self) -> None:
         self.episode, self.t = -1, 0
 
-    def reset(self, seed: int) -> tuple[np.ndarray, dict]:
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
         self.episode, self.t = self.episode + 1, 0
         return np.zeros(POINT_MASS.obs_dim, dtype=np.float32), {}
 
@@ -235,7 +245,7 @@ class _ScheduledFailures:
 class _ScheduledShield:
     """Overrides step t (1-based, obs carries t - 1) of episode e where OVERRIDE[e](t) is true."""
 
-    OVERRIDE = (lambda t: False, lambda t: t in (5, 11), lambda t: t >= 2, lambda t: True, lambda t: True)
+    OVERRIDE = (lambda t: False, lambda t: t >= 2, lambda t: t in (5, 11), lambda t: True, lambda t: True)
 
     def __init__(self, env: _ScheduledFailures) -> None:
         self.env = env
@@ -246,9 +256,10 @@ class _ScheduledShield:
 
 
 def test_shielded_failures_are_filed_by_who_acted_before_them() -> None:
-    """Episode 0: task alone (unalarmed); 1: two overrides in the last 10 steps (partly); 2: the recovery
-    from step 2, the last 10 of 12 steps (under recovery); 3: a 3-step episode overridden throughout (under
-    recovery: the window is the episode); 4: overridden throughout but no failure (not filed)."""
+    """Episode 0: task alone (unalarmed); 1: the recovery from step 2, the last 10 of 12 steps (under
+    recovery); 2: two overrides in the last 10 steps (partly); 3: a 3-step episode overridden throughout
+    (under recovery: the window is the episode, nothing of episode 2's is left in it); 4: overridden
+    throughout but no failure (not filed)."""
     assert EARLY_ALARM_STEPS == 10
     env = _ScheduledFailures()
     policy = type("Zero", (), {"act": lambda self, obs, generator: (np.zeros(POINT_MASS.act_dim, np.float32), 0.0)})()
@@ -256,7 +267,36 @@ def test_shielded_failures_are_filed_by_who_acted_before_them() -> None:
     assert result["failure_rate"] == pytest.approx(4 / 5)
     assert (result["failed_unalarmed"], result["failed_partly_recovered"], result["failed_under_recovery"]) == \
         pytest.approx((1 / 5, 1 / 5, 2 / 5))
-    assert result["override_share"] == pytest.approx((0 + 2 + 11 + 3 + 20) / (12 + 12 + 12 + 3 + 20))
+    assert result["override_share"] == pytest.approx((0 + 11 + 2 + 3 + 20) / (12 + 12 + 12 + 3 + 20))
+
+
+class _ScheduledLearner:
+    """The fine-tuner's side of run_online with _ScheduledShield in front of a zero task action; learns nothing."""
+
+    def __init__(self, shield: _ScheduledShield) -> None:
+        self.shield = shield
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, list[Verdict]]:
+        return self.shield.filter(obs, np.zeros((len(obs), POINT_MASS.act_dim), dtype=np.float32))
+
+    def observe(self, *outcome: np.ndarray) -> None:
+        pass
+
+    def ready(self) -> bool:
+        return False
+
+
+def test_fine_tuning_files_its_failures_by_who_acted_like_the_shielded_rollouts(tmp_path: Path) -> None:
+    """The same five scheduled episodes as above, through run_online: each failure episode's kind, in the
+    result and in episodes.csv, and the override windows do not leak from one episode into the next."""
+    env = _ScheduledFailures()
+    result = run_online(lambda: env, _ScheduledLearner(_ScheduledShield(env)), total_steps=12 + 12 + 12 + 3 + 20,
+                        log_dir=tmp_path)
+    assert [e.failure_kind for e in result.episodes] == \
+        ["unalarmed", "under_recovery", "partly_recovered", "under_recovery", ""]
+    assert [e.overrides for e in result.episodes] == [0, 11, 2, 3, 20]
+    rows = list(csv.DictReader((tmp_path / "episodes.csv").open()))
+    assert [r["failure_kind"] for r in rows] == [e.failure_kind for e in result.episodes]
 
 
 def outputs(root: Path) -> dict[str, bytes]:

@@ -18,10 +18,12 @@ import numpy as np
 
 from farl_core.atomic_files import write_atomic
 from farl_safety.calibration import EARLY_ALARM_STEPS
+from farl_safety.failure_kinds import FAILURE_KINDS
 
 SUMMARY_FIELDS = ("task", "method", "seed", "steps", "episodes", "failure_episodes", "overrides", "return_before",
                   "return_after", "normalised_before", "normalised_after", "eval_failure_rate_after",
-                  "expert_return", "normalised_after_deployed", "eval_failure_rate_deployed")
+                  "expert_return", "normalised_after_deployed", "eval_failure_rate_deployed",
+                  *(f"failed_{kind}" for kind in FAILURE_KINDS))
 
 
 def write_report(runs: list[dict[str, Any]], out: Path) -> dict[str, Path]:
@@ -53,9 +55,10 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                    for metric in ("failure_episodes", "episodes", "normalised_before",
                                                   "normalised_after", "return_after", "overrides")}
             stats[task][method]["override_share"] = _mean_std([r["overrides"] / r["steps"] for r in group])
-            if all("normalised_after_deployed" in r for r in group):  # grids from before 2026-12-06 lack it
-                stats[task][method]["normalised_after_deployed"] = _mean_std(
-                    [r["normalised_after_deployed"] for r in group])
+            # runs from before 2026-12-06 lack the deployed return, runs from before 2026-12-08 the failure kinds
+            for metric in ("normalised_after_deployed", *(f"failed_{kind}" for kind in FAILURE_KINDS)):
+                if all(metric in r for r in group):
+                    stats[task][method][metric] = _mean_std([r[metric] for r in group])
         baseline = stats[task].get("uni-o4")
         for entry in stats[task].values():
             if baseline and baseline["failure_episodes"]["mean"] > 0:
@@ -97,7 +100,17 @@ def tables(stats: dict[str, Any]) -> str:
                       lambda e: pm(e["normalised_after_deployed"]) if "normalised_after_deployed" in e else "-")
             + section("Episodes during fine-tuning", lambda e: pm(e["episodes"]))
             + section("Share of online steps the shield overrode (mean ± std)",
-                      lambda e: f"{e['override_share']['mean']:.2f} ± {e['override_share']['std']:.2f}"))
+                      lambda e: f"{e['override_share']['mean']:.2f} ± {e['override_share']['std']:.2f}")
+            + section(f"Failure episodes by who acted in the {EARLY_ALARM_STEPS} steps before them: the task policy "
+                      "alone (unalarmed) / both (a late alarm, or control handed back) / the recovery alone "
+                      "(mean over seeds)", _failure_kinds_cell))
+
+
+def _failure_kinds_cell(entry: dict[str, Any]) -> str:
+    """The failure-kind cell of one (task, method): "-" for runs that did not file their failures."""
+    if not all(f"failed_{kind}" in entry for kind in FAILURE_KINDS):
+        return "-"
+    return " / ".join(f"{entry[f'failed_{kind}']['mean']:.1f}" for kind in FAILURE_KINDS)
 
 
 def calibration_table(paths: dict[str, Path]) -> str:

@@ -16,16 +16,14 @@ recovery policy has not learned its demos.
 "farl-gated" is FARL's shield with `recovery_must_lower_risk` (shield.py): it tells whether the alarms
 the gate lets through unanswered were ones the recovery could not have helped with.
 
-Each failure is also filed by who acted in the EARLY_ALARM_STEPS steps up to it (the time the scripted
-recoveries need): the task policy throughout (the critic missed it), the recovery throughout (it had
-its time and still failed: the recovery is the limit), or both (a late alarm, or control handed back
-to the task policy too soon).  The one-off traces behind two earlier diagnoses in BENCHMARKS.md are
-this count.
+Each failure is also filed by who acted in the steps before it (`farl_safety.failure_kinds`): the task
+policy throughout (the critic missed it), the recovery throughout (it had its time and still failed: the
+recovery is the limit), or both (a late alarm, or control handed back to the task policy too soon).  The
+one-off traces behind two earlier diagnoses in BENCHMARKS.md are this count.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -41,13 +39,11 @@ from farl.fosp import FOSPModels, fosp_finetuner_parts
 from farl.tasks import get_task
 from farl_core.spec import TaskSpec
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.calibration import EARLY_ALARM_STEPS
+from farl_safety.failure_kinds import FAILURE_KINDS, failure_kind, override_window
 from farl_safety.shield import ActionFilter, Shield
 from farl_sim.recording import Controller
 
 SHIELDED = ("farl", "rec-rl", "mppi", "fosp", "farl-scripted", "farl-gated")
-# who acted in the EARLY_ALARM_STEPS steps before a failure; `failed_<kind>` in the results
-FAILURE_KINDS = ("unalarmed", "partly_recovered", "under_recovery")
 
 
 def shielded_rollouts(task_name: str, root: Path, config: FailureBenchConfig, methods: Sequence[str] = SHIELDED,
@@ -97,7 +93,7 @@ def _rollouts(env: gym.Env, policy: GaussianPolicy, shield: ActionFilter | None,
     failed = dict.fromkeys(FAILURE_KINDS, 0)
     for _ in tqdm(range(episodes), desc=desc, disable=not progress):
         obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
-        recent = deque(maxlen=EARLY_ALARM_STEPS)  # overridden or not, the last steps up to this one
+        recent = override_window()
         while True:
             act = policy.act(obs, generator=generator)[0]
             overridden = False
@@ -110,14 +106,7 @@ def _rollouts(env: gym.Env, policy: GaussianPolicy, shield: ActionFilter | None,
             steps += 1
             if terminated or truncated:
                 if info["ir_failure"]:
-                    failed[_failure_kind(recent)] += 1
+                    failed[failure_kind(recent)] += 1
                 break
     return {"failure_rate": sum(failed.values()) / episodes, "override_share": overrides / steps,
             "episodes": episodes, **{f"failed_{kind}": n / episodes for kind, n in failed.items()}}
-
-
-def _failure_kind(recent: deque[bool]) -> str:
-    """Who acted in the last EARLY_ALARM_STEPS steps up to a failure (fewer if the episode was shorter)."""
-    if not any(recent):
-        return "unalarmed"
-    return "under_recovery" if all(recent) else "partly_recovered"
