@@ -50,7 +50,7 @@ from farl_core.franka_tasks import FrankaTask, get_franka_task
 from farl_core.task_monitor import TaskMonitor
 from farl_policy.critics import ValueCritics
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.failure_kinds import FAILURE_KINDS
+from farl_safety.failure_kinds import count_by_kind
 from farl_safety.safety_critic import SafetyCritic
 from farl_safety.shield import Shield
 from farl_safety.world_model import WorldModel
@@ -275,7 +275,7 @@ def summarise(records: list[EpisodeRecord]) -> dict[str, Any]:
     outcomes = {o: sum(r.outcome == o for r in records) for o in ("success", "ir_failure", "timeout", "aborted")}
     learned = [r for r in records if r.outcome != "aborted"]
     return {"episodes": len(records), "failure_episodes": outcomes["ir_failure"], "outcomes": outcomes,
-            "failure_kinds": {kind: sum(r.failure_kind == kind for r in records) for kind in FAILURE_KINDS},
+            "failure_kinds": count_by_kind(r.failure_kind for r in records),
             "mean_return": mean([r.ret for r in learned]),
             "mean_return_first_10": mean([r.ret for r in learned[:10]]),
             "mean_return_last_10": mean([r.ret for r in learned[-10:]]),

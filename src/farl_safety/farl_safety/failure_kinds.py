@@ -30,3 +30,9 @@ def failure_kind(overridden: Iterable[bool]) -> str:
     if not any(recent):
         return "unalarmed"
     return "under_recovery" if all(recent) else "partly_recovered"
+
+
+def count_by_kind(kinds: Iterable[str]) -> dict[str, int]:
+    """How many of `kinds` (one per episode; "" for an episode without a failure) are of each failure kind."""
+    kinds = list(kinds)
+    return {kind: kinds.count(kind) for kind in FAILURE_KINDS}

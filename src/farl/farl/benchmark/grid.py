@@ -36,7 +36,7 @@ from farl.training import write_json
 from farl_core.config import to_mapping
 from farl_core.errors import FarlError
 from farl_core.worker_processes import die_with_parent
-from farl_safety.failure_kinds import FAILURE_KINDS
+from farl_safety.failure_kinds import count_by_kind
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def run_one(run: Run, out: Path, steps: int, config: FailureBenchConfig, progres
         "episodes": len(result.episodes), "failure_episodes": result.failure_episodes,
         "overrides": int(sum(e.overrides for e in result.episodes)),
         # the failure episodes by who acted in the steps before the failure (all "unalarmed" unshielded)
-        **{f"failed_{kind}": sum(e.failure_kind == kind for e in result.episodes) for kind in FAILURE_KINDS},
+        **{f"failed_{kind}": n for kind, n in count_by_kind(e.failure_kind for e in result.episodes).items()},
         "return_before": reference["pretrained"]["return"], "return_after": after["return"],
         "normalised_before": 100.0 * reference["pretrained"]["return"] / expert,
         "normalised_after": 100.0 * after["return"] / expert,

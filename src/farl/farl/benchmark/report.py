@@ -55,7 +55,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                    for metric in ("failure_episodes", "episodes", "normalised_before",
                                                   "normalised_after", "return_after", "overrides")}
             stats[task][method]["override_share"] = _mean_std([r["overrides"] / r["steps"] for r in group])
-            # runs from before 2026-12-06 lack the deployed return, runs from before 2026-12-08 the failure kinds
+            # runs from before 2026-12-06 lack the deployed return, older runs than 2026-12-07 the failure kinds
             for metric in ("normalised_after_deployed", *(f"failed_{kind}" for kind in FAILURE_KINDS)):
                 if all(metric in r for r in group):
                     stats[task][method][metric] = _mean_std([r[metric] for r in group])

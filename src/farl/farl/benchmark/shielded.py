@@ -39,7 +39,7 @@ from farl.fosp import FOSPModels, fosp_finetuner_parts
 from farl.tasks import get_task
 from farl_core.spec import TaskSpec
 from farl_policy.gaussian import GaussianPolicy
-from farl_safety.failure_kinds import FAILURE_KINDS, failure_kind, override_window
+from farl_safety.failure_kinds import count_by_kind, failure_kind, override_window
 from farl_safety.shield import ActionFilter, Shield
 from farl_sim.recording import Controller
 
@@ -90,7 +90,7 @@ def _rollouts(env: gym.Env, policy: GaussianPolicy, shield: ActionFilter | None,
     (`failed_unalarmed` + `failed_partly_recovered` + `failed_under_recovery` = `failure_rate`)."""
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     overrides = steps = 0
-    failed = dict.fromkeys(FAILURE_KINDS, 0)
+    failures: list[str] = []  # the kind of each failed episode
     for _ in tqdm(range(episodes), desc=desc, disable=not progress):
         obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
         recent = override_window()
@@ -106,7 +106,7 @@ def _rollouts(env: gym.Env, policy: GaussianPolicy, shield: ActionFilter | None,
             steps += 1
             if terminated or truncated:
                 if info["ir_failure"]:
-                    failed[failure_kind(recent)] += 1
+                    failures.append(failure_kind(recent))
                 break
-    return {"failure_rate": sum(failed.values()) / episodes, "override_share": overrides / steps,
-            "episodes": episodes, **{f"failed_{kind}": n / episodes for kind, n in failed.items()}}
+    return {"failure_rate": len(failures) / episodes, "override_share": overrides / steps, "episodes": episodes,
+            **{f"failed_{kind}": n / episodes for kind, n in count_by_kind(failures).items()}}
