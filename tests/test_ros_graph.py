@@ -45,6 +45,7 @@ from farl_core.message_time import stamp_key, stamp_seconds
 from farl_interfaces.msg import Action, EpisodeEvent, ObjectArray, RobotState, SafetyVerdict
 from farl_interfaces.srv import LoadCheckpoint, SaveCheckpoint
 from farl_policy.gaussian import GaussianPolicy
+from farl_safety.failure_kinds import FAILURE_KINDS
 from farl_sim.franka_scenes.controllers import failure_margin
 from farl_teleop.episode_bags import finished_episodes, read_label
 
@@ -177,6 +178,9 @@ def test_the_graph_fine_tunes_on_franky_sim_and_holds_the_arm_when_a_node_dies(
             rows = list(csv.DictReader(f))
         assert [r["outcome"] for r in rows] == announced[:len(rows)] and len(rows) >= 2, (rows, announced)
         assert all(int(r["length"]) > 5 for r in rows), rows
+        # the policy node files each failure by who acted before it, and only failures
+        assert all((r["failure_kind"] in FAILURE_KINDS) == (r["outcome"] == "ir_failure") for r in rows), rows
+        assert all(r["failure_kind"] in ("", "unalarmed") for r in rows if int(r["overrides"]) == 0), rows
 
         # the recorder's bags of those episodes: labelled, and a dataset whose observations the task monitor
         # rebuilt from the recorded objects and robot state as the policy node saw them
